@@ -1,0 +1,283 @@
+"""The typed container every model trains on."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import DataFileError, HnnkitValueError
+from ._io import atomic_write
+
+_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Trajectories of states and their time derivatives, with a train/test split.
+
+    Attributes:
+        x: observed states ``(n_trajectories, n_points, 2n)`` (noise included).
+        dx: target time derivatives ``(n_trajectories, n_points, 2n)``.
+        t: sample times ``(n_trajectories, n_points)``.
+        test_mask: ``(n_trajectories, n_points)`` bool, ``True`` for held-out points. For
+            generated data whole trajectories are held out.
+        x_clean: noise-free states when known, else ``None``.
+        config: everything needed to regenerate the data (system, sizes, seed, ...).
+    """
+
+    x: Tensor
+    dx: Tensor
+    t: Tensor
+    test_mask: Tensor
+    x_clean: Tensor | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.x.ndim != 3:
+            raise HnnkitValueError(
+                f"Dataset.x must have shape (n_trajectories, n_points, 2n), got {tuple(self.x.shape)}"
+            )
+        if self.x.shape[-1] % 2:
+            raise HnnkitValueError(
+                f"Dataset.x needs an even state dimension (q then p), got {self.x.shape[-1]}"
+            )
+        for name in ("dx", "x_clean"):
+            v = getattr(self, name)
+            if v is not None and v.shape != self.x.shape:
+                raise HnnkitValueError(
+                    f"Dataset.{name} must have the shape of x {tuple(self.x.shape)}, got {tuple(v.shape)}"
+                )
+        if self.t.shape != self.x.shape[:2]:
+            raise HnnkitValueError(
+                f"Dataset.t must have shape {tuple(self.x.shape[:2])}, got {tuple(self.t.shape)}"
+            )
+        if self.test_mask.shape != self.x.shape[:2] or self.test_mask.dtype != torch.bool:
+            raise HnnkitValueError(
+                f"Dataset.test_mask must be a bool tensor of shape {tuple(self.x.shape[:2])}, "
+                f"got {self.test_mask.dtype} {tuple(self.test_mask.shape)}"
+            )
+        for name in ("x", "dx", "t", "x_clean"):
+            v = getattr(self, name)
+            if v is not None and not torch.isfinite(v).all():
+                bad = int((~torch.isfinite(v)).sum())
+                raise HnnkitValueError(
+                    f"Dataset.{name} contains {bad} NaN or infinite values; clean or drop those samples first"
+                )
+        n_test = int(self.test_mask.sum())
+        if n_test == 0 or n_test == self.test_mask.numel():
+            raise HnnkitValueError(
+                f"Dataset needs both train and test points, got {n_test} test of {self.test_mask.numel()}"
+            )
+
+    # -- views ---------------------------------------------------------------------------
+    @property
+    def n_trajectories(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def n_points(self) -> int:
+        return self.x.shape[1]
+
+    @property
+    def dim(self) -> int:
+        """Phase-space dimension ``2n``."""
+        return self.x.shape[-1]
+
+    @property
+    def trajectory_ids(self) -> Tensor:
+        """``(n_trajectories, n_points)`` integer id of the trajectory of each point."""
+        return torch.arange(self.n_trajectories).unsqueeze(1).expand(-1, self.n_points)
+
+    @property
+    def test_trajectories(self) -> Tensor:
+        """Indices of trajectories that hold any test point."""
+        return torch.nonzero(self.test_mask.any(dim=1)).flatten()
+
+    @property
+    def train_trajectories(self) -> Tensor:
+        """Indices of trajectories that hold any training point."""
+        return torch.nonzero((~self.test_mask).any(dim=1)).flatten()
+
+    def split(self, part: str) -> tuple[Tensor, Tensor]:
+        """Flattened ``(x, dx)`` of ``part`` in ``{"train", "test"}``, each ``(N, 2n)``."""
+        if part not in ("train", "test"):
+            raise HnnkitValueError(f"part must be 'train' or 'test', got {part!r}")
+        mask = self.test_mask if part == "test" else ~self.test_mask
+        return self.x[mask], self.dx[mask]
+
+    def to(
+        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> Dataset:
+        """A copy with float tensors moved/cast (masks stay bool)."""
+
+        def cv(v: Tensor | None) -> Tensor | None:
+            return None if v is None else v.to(device=device, dtype=dtype)
+
+        return Dataset(
+            x=cv(self.x),
+            dx=cv(self.dx),
+            t=cv(self.t),
+            test_mask=self.test_mask.to(device=device),
+            x_clean=cv(self.x_clean),
+            config=dict(self.config),
+        )
+
+    # -- files ---------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Export to ``.npz`` atomically, with the config and a checksum of the arrays."""
+        arrays = {k: v.detach().cpu().numpy() for k, v in self._arrays().items()}
+        meta = {"format": _FORMAT_VERSION, "config": self.config, "sha256": _digest(arrays)}
+        arrays["meta"] = np.frombuffer(json.dumps(meta, default=str).encode(), dtype=np.uint8)
+
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+
+        return atomic_write(path, write)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Dataset:
+        """Load a dataset written by :meth:`save`.
+
+        Raises:
+            DataFileError: if the file is missing, truncated, or fails its checksum.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise DataFileError(
+                f"dataset file {path} does not exist; create it with Dataset.save or hnnkit.data.generate"
+            )
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            meta = json.loads(arrays.pop("meta").tobytes().decode())
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            zipfile.BadZipFile,
+            EOFError,
+            UnicodeDecodeError,
+        ) as exc:
+            raise DataFileError(
+                f"dataset file {path} is corrupted ({exc}); delete it and regenerate"
+            ) from exc
+        if meta.get("sha256") != _digest(arrays):
+            raise DataFileError(
+                f"dataset file {path} failed its checksum; delete it and regenerate"
+            )
+        t = {k: torch.from_numpy(v) for k, v in arrays.items()}
+        return cls(
+            x=t["x"],
+            dx=t["dx"],
+            t=t["t"],
+            test_mask=t["test_mask"],
+            x_clean=t.get("x_clean"),
+            config=meta["config"],
+        )
+
+    def _arrays(self) -> dict[str, Tensor]:
+        out = {"x": self.x, "dx": self.dx, "t": self.t, "test_mask": self.test_mask}
+        if self.x_clean is not None:
+            out["x_clean"] = self.x_clean
+        return out
+
+    def __repr__(self) -> str:
+        n_test = len(self.test_trajectories)
+        return (
+            f"Dataset(system={self.config.get('system', '?')!r}, trajectories={self.n_trajectories}, "
+            f"points={self.n_points}, dim={self.dim}, test_points={int(self.test_mask.sum())}, "
+            f"test_trajectories={n_test})"
+        )
+
+
+def _digest(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        h.update(k.encode())
+        h.update(str(a.dtype).encode())
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def from_arrays(
+    states: Tensor | np.ndarray,
+    derivatives: Tensor | np.ndarray | None = None,
+    t: Tensor | np.ndarray | None = None,
+    *,
+    test_fraction: float = 0.2,
+    config: dict[str, Any] | None = None,
+) -> Dataset:
+    """Build a :class:`Dataset` from your own trajectories.
+
+    Args:
+        states: ``(n_trajectories, n_points, 2n)`` (or ``(n_points, 2n)`` for one trajectory).
+        derivatives: matching time derivatives. If ``None`` they are estimated by
+            second-order finite differences in time (``numpy.gradient``), which needs ``t``.
+        t: times, ``(n_points,)`` or ``(n_trajectories, n_points)``; default ``0, 1, 2, ...``.
+        test_fraction: the last ``test_fraction`` of trajectories are held out; with a
+            single trajectory, the last ``test_fraction`` of its points.
+
+    Raises:
+        HnnkitValueError: on inconsistent shapes or non-finite values.
+    """
+    x = torch.as_tensor(
+        np.asarray(states, dtype=np.float64) if not isinstance(states, Tensor) else states
+    )
+    if x.ndim == 2:
+        x = x.unsqueeze(0)
+    if x.ndim != 3:
+        raise HnnkitValueError(
+            f"states must have shape (n_trajectories, n_points, 2n) or (n_points, 2n), got {tuple(x.shape)}"
+        )
+    if not torch.isfinite(x).all():
+        raise HnnkitValueError(
+            "states contain NaN or infinite values; clean or drop those samples first"
+        )
+    n_traj, n_pts, _ = x.shape
+    if t is None:
+        tt = torch.arange(n_pts, dtype=x.dtype).expand(n_traj, -1).clone()
+    else:
+        tt = torch.as_tensor(t, dtype=x.dtype)
+        tt = tt.expand(n_traj, -1).clone() if tt.ndim == 1 else tt
+    if tt.shape != (n_traj, n_pts):
+        raise HnnkitValueError(
+            f"t must have shape ({n_pts},) or ({n_traj}, {n_pts}), got {tuple(tt.shape)}"
+        )
+    if derivatives is None:
+        if n_pts < 3:
+            raise HnnkitValueError(
+                "estimating derivatives needs at least 3 points per trajectory; pass derivatives"
+            )
+        xn, tn = x.numpy(), tt.numpy()
+        dx = torch.from_numpy(
+            np.stack([np.gradient(xn[i], tn[i], axis=0, edge_order=2) for i in range(n_traj)])
+        )
+    else:
+        dx = torch.as_tensor(
+            np.asarray(derivatives, dtype=np.float64)
+            if not isinstance(derivatives, Tensor)
+            else derivatives
+        )
+        dx = dx.unsqueeze(0) if dx.ndim == 2 else dx
+    if not 0 < test_fraction < 1:
+        raise HnnkitValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    mask = torch.zeros(n_traj, n_pts, dtype=torch.bool)
+    if n_traj == 1:
+        mask[0, n_pts - max(1, round(test_fraction * n_pts)) :] = True
+    else:
+        mask[n_traj - min(n_traj - 1, max(1, round(test_fraction * n_traj))) :] = True
+    return Dataset(
+        x=x, dx=dx.to(x.dtype), t=tt, test_mask=mask, config=dict(config or {"system": "user"})
+    )

@@ -1,0 +1,57 @@
+"""Exception types raised at hnnkit's public boundary.
+
+Every error is a subclass of a builtin (``ValueError`` or ``KeyError``) so that callers
+who do not know hnnkit can still catch it, and every message names the offending
+argument, shows what was received and says what would be accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class HnnkitValueError(ValueError):
+    """An argument has the right type but an unusable value (shape, range, NaN, ...)."""
+
+
+class UnknownNameError(KeyError, ValueError):
+    """A name (system, solver, activation, task, ...) is not in its registry.
+
+    Subclasses both ``KeyError`` (it is a failed lookup) and ``ValueError`` (it is a bad
+    argument value), and prints its message without ``KeyError``'s extra quoting.
+    """
+
+    def __init__(self, kind: str, name: object, valid: Iterable[str]):
+        self.kind = kind
+        self.name = name
+        self.valid = sorted(valid)
+        super().__init__(f"unknown {kind} {name!r}; valid {kind}s are: {', '.join(self.valid)}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class DataFileError(HnnkitValueError):
+    """A file on disk (dataset, checkpoint, results) is missing, corrupt or mismatched."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss."""
+
+    def __init__(self, step: int, loss: float, checkpoint: str | None = None):
+        self.step = step
+        self.loss = loss
+        self.checkpoint = checkpoint
+        where = f"; the last good checkpoint is kept at {checkpoint}" if checkpoint else ""
+        super().__init__(
+            f"loss became non-finite ({loss}) at step {step}{where}. Lower the learning rate, "
+            "check the data for NaN/inf, or use a float64 model."
+        )
+
+
+def check_choice(kind: str, name: object, valid: Iterable[str]) -> str:
+    """Return ``name`` if it is one of ``valid``, else raise :class:`UnknownNameError`."""
+    valid = list(valid)
+    if name not in valid:
+        raise UnknownNameError(kind, name, valid)
+    return name  # type: ignore[return-value]

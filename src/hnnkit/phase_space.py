@@ -1,0 +1,84 @@
+r"""Canonical phase space: the ``(q, p)`` layout and the symplectic gradient.
+
+A state is a tensor of shape ``(..., 2n)`` holding ``q_1..q_n`` followed by ``p_1..p_n``.
+:func:`symplectic_gradient` is the one place where :math:`J\nabla H` is computed: true
+systems and learned Hamiltonian networks both go through it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from .errors import HnnkitValueError
+
+
+def split(x: Tensor) -> tuple[Tensor, Tensor]:
+    """Split a state ``(..., 2n)`` into ``q`` and ``p``, each ``(..., n)``.
+
+    Raises:
+        HnnkitValueError: if the last dimension is odd.
+    """
+    d = x.shape[-1]
+    if d % 2:
+        raise HnnkitValueError(
+            f"a phase-space state needs an even last dimension (q then p), got shape {tuple(x.shape)}"
+        )
+    return x[..., : d // 2], x[..., d // 2 :]
+
+
+def join(q: Tensor, p: Tensor) -> Tensor:
+    """Inverse of :func:`split`: concatenate ``q`` and ``p`` along the last axis."""
+    return torch.cat([q, p], dim=-1)
+
+
+def symplectic(grad: Tensor) -> Tensor:
+    r"""Apply :math:`J` to a gradient: :math:`(\partial_q H, \partial_p H) \mapsto (\partial_p H, -\partial_q H)`."""
+    dq, dp = split(grad)
+    return torch.cat([dp, -dq], dim=-1)
+
+
+def energy_gradient(hamiltonian: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    r"""Gradient :math:`\nabla_x H(x)` of a batched scalar function, by autograd.
+
+    A differentiable graph is built exactly when autograd is enabled at the call site,
+    so the same code trains a network (``create_graph``), differentiates through an
+    ODE solve, and runs cheaply under ``torch.no_grad()``.
+
+    Args:
+        hamiltonian: maps ``(..., 2n)`` to ``(...)``, one energy per state.
+        x: states ``(..., 2n)``.
+
+    Returns:
+        ``(..., 2n)``, the gradient with respect to ``x``.
+
+    Raises:
+        HnnkitValueError: if ``hamiltonian`` does not return one energy per state.
+    """
+    build_graph = torch.is_grad_enabled()
+    with torch.enable_grad():
+        xi = x if (x.requires_grad and build_graph) else x.detach().requires_grad_(True)
+        h = hamiltonian(xi)
+        if h.shape != x.shape[:-1]:
+            name = getattr(hamiltonian, "__qualname__", type(hamiltonian).__name__)
+            raise HnnkitValueError(
+                f"{name} must return one energy per state, shape {tuple(x.shape[:-1])}, "
+                f"got {tuple(h.shape)}"
+            )
+        (g,) = torch.autograd.grad(h.sum(), xi, create_graph=build_graph)
+    return g if build_graph else g.detach()
+
+
+def symplectic_gradient(hamiltonian: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    r"""Hamilton's equations :math:`\dot x = J\nabla H(x)`, i.e. :math:`(\dot q, \dot p) = (\partial_p H, -\partial_q H)`.
+
+    Args:
+        hamiltonian: maps ``(..., 2n)`` to ``(...)``.
+        x: states ``(..., 2n)``.
+
+    Returns:
+        ``(..., 2n)`` time derivatives.
+    """
+    return symplectic(energy_gradient(hamiltonian, x))

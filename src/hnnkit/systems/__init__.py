@@ -1,0 +1,41 @@
+"""Physical systems: defined by a Hamiltonian, registered by name.
+
+>>> from hnnkit.systems import get_system
+>>> get_system("spring")
+Spring(k=2.0, m=0.5, radius_range=(0.1, 1.0))
+"""
+
+from .base import HamiltonianSystem as HamiltonianSystem
+from .base import get_system as get_system
+from .base import list_systems as list_systems
+from .base import register_system as register_system
+from .base import sample_in_annulus as sample_in_annulus
+from .custom import Custom as Custom
+from .custom import parse_hamiltonian as parse_hamiltonian
+from .custom import sympy_to_torch as sympy_to_torch
+from .nbody import NBody as NBody
+from .nbody import ThreeBody as ThreeBody
+from .nbody import TwoBody as TwoBody
+from .pendulum import Pendulum as Pendulum
+from .spring import Spring as Spring
+
+register_system("spring", Spring)
+register_system("pendulum", Pendulum)
+register_system("two-body", TwoBody)
+register_system("three-body", ThreeBody)
+register_system("custom", Custom)
+
+__all__ = [
+    "Custom",
+    "HamiltonianSystem",
+    "NBody",
+    "Pendulum",
+    "Spring",
+    "ThreeBody",
+    "TwoBody",
+    "get_system",
+    "list_systems",
+    "parse_hamiltonian",
+    "register_system",
+    "sympy_to_torch",
+]
