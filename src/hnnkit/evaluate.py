@@ -1,0 +1,247 @@
+r"""Evaluation protocols: from trained models and a task to the paper's metrics and rollouts.
+
+Two protocols are implemented.
+
+``original`` replicates the analysis notebooks of greydanus/hamiltonian-nn, quirks included,
+so that numbers can be compared with the paper's Table 1:
+
+- spring (``analyze-spring.ipynb`` cells 17–21): 15 start states with each coordinate in
+  ``±U[0.2, 1.0]``; the notebook's ``integrate_models`` rescales time *in place* by
+  ``1 + 0.9·noise_std = 1.09`` for the models, so successive trials integrate the truth over
+  ``[0, 21.8·1.09^i]`` and the models over ``1.09×`` that, on mismatched clocks; the
+  "energy" is ``q² + p²``; RK45 ``rtol=1e-12`` (``atol=1e-6``, scipy's default);
+- pendulum (``analyze-pend.ipynb``): the same start sampler over ``[0, 20]``, 100 points,
+  no rescale, "energy" ``q² + p²`` (not the pendulum's H);
+- real pendulum (``analyze-real.ipynb``): one rollout from the first test point over the test
+  times with ``rtol=1e-3``, scored pointwise against the data's energy
+  ``2.4(1 − cos q) + p²``; ± from 5 contiguous blocks;
+- two-body / three-body (``analyze-2body.ipynb``, ``analyze-3body.ipynb``): 15 new orbits,
+  ``[0, 25]`` resp. ``[0, 3]``, 500 points, ``rtol=1e-9``, total energy;
+- the ± of energies is ``std(means of 5 groups of 3)/√5``; the ± of losses is a standard
+  error over test points.
+
+``corrected`` (the default) starts from the clean initial states of the held-out
+trajectories, uses aligned times, tight tolerances (``rtol=1e-10`` truth, ``1e-9`` models,
+float64) and the system's true Hamiltonian, and reports mean ± standard error over
+trajectories (pooled over seeds by :func:`aggregate`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from .data import Dataset
+from .data.real_pendulum import ENERGY_K
+from .errors import check_choice
+from .integrate import odeint
+from .metrics import (
+    derivative_mse,
+    energy_drift,
+    group_sem,
+    mean_sem,
+    rollout_mse,
+    valid_prediction_time,
+)
+from .systems import HamiltonianSystem, ThreeBody, TwoBody
+
+PROTOCOLS = ("corrected", "original")
+
+
+@dataclass
+class Rollouts:
+    """Rollouts for figures: times ``(T,)``, truth ``(T, B, d)``, one ``(T, B, d)`` per model, energies ``(T, B)``."""
+
+    t: Tensor
+    true: Tensor
+    models: dict[str, Tensor]
+    true_energy: Tensor
+    model_energy: dict[str, Tensor]
+
+
+def as_float64(model: nn.Module) -> nn.Module:
+    """A float64 copy of ``model`` for accurate integration (the original is untouched)."""
+    return copy.deepcopy(model).double().eval()
+
+
+@torch.no_grad()
+def rollout(
+    field: Any, x0: Tensor, t: Tensor, *, rtol: float, atol: float, method: str = "dopri5"
+) -> Tensor:
+    """Integrate ``field.vector_field`` from ``x0`` ``(B, d)`` at times ``t``; ``(T, B, d)``."""
+    return odeint(field.vector_field, x0, t, method=method, rtol=rtol, atol=atol)
+
+
+def loss_metrics(model: nn.Module, dataset: Dataset) -> dict[str, dict[str, float]]:
+    """Derivative MSE ± std/√N on the train and test splits (the end of each original ``train.py``)."""
+    dtype = next(model.parameters()).dtype
+    out = {}
+    for part in ("train", "test"):
+        x, dx = (v.to(dtype) for v in dataset.split(part))
+        with torch.enable_grad():
+            pred = model.vector_field(None, x).detach()
+        out[f"{part}_loss"] = derivative_mse(pred, dx)
+    return out
+
+
+def _pm_sampler(n: int, rng: np.random.Generator) -> Tensor:
+    x0 = rng.random((n, 2)) * 1.6 - 0.8
+    x0 += 0.2 * np.sign(x0)
+    return torch.from_numpy(x0)
+
+
+def _quadratic_energy(x: Tensor) -> Tensor:
+    return x.pow(2).sum(-1)
+
+
+def _real_energy(x: Tensor) -> Tensor:
+    return ENERGY_K * (1 - torch.cos(x[..., 0])) + x[..., 1].pow(2)
+
+
+def evaluate_original(
+    task: str,
+    system: HamiltonianSystem | None,
+    models: dict[str, nn.Module],
+    dataset: Dataset,
+    *,
+    seed: int = 0,
+    noise_std: float = 0.1,
+) -> tuple[dict[str, dict[str, Any]], Rollouts]:
+    """The original notebooks' energy metric for ``task`` (see the module docstring).
+
+    Returns:
+        ``({model: {"energy": {"mean", "sem"}}}, rollouts)``.
+    """
+    rng = np.random.default_rng(seed)
+    m64 = {k: as_float64(m) for k, m in models.items()}
+    if task in ("spring", "pendulum"):
+        x0 = _pm_sampler(15, rng)
+        if task == "pendulum":
+            t = torch.linspace(0, 20, 100, dtype=torch.float64)
+            true = rollout(system, x0, t, rtol=1e-12, atol=1e-6)
+            preds = {k: rollout(m, x0, t, rtol=1e-12, atol=1e-6) for k, m in m64.items()}
+        else:
+            stretch = 1 + 0.9 * noise_std
+            trues, preds_l = [], {k: [] for k in m64}
+            for i in range(15):
+                t_true = torch.linspace(0, 20 * stretch ** (i + 1), 100, dtype=torch.float64)
+                trues.append(rollout(system, x0[i : i + 1], t_true, rtol=1e-12, atol=1e-6))
+                for k, m in m64.items():
+                    preds_l[k].append(
+                        rollout(m, x0[i : i + 1], t_true * stretch, rtol=1e-12, atol=1e-6)
+                    )
+            t = t_true
+            true = torch.cat(trues, 1)
+            preds = {k: torch.cat(v, 1) for k, v in preds_l.items()}
+        energy_fn = _quadratic_energy
+    elif task == "real-pendulum":
+        mask = dataset.test_mask[0]
+        t_data = dataset.t[0, mask]
+        t = t_data - t_data[0]
+        true = dataset.x[0, mask].unsqueeze(1)
+        x0 = true[0]
+        preds = {k: rollout(m, x0, t, rtol=1e-3, atol=1e-6) for k, m in m64.items()}
+        energy_fn = _real_energy
+    elif task in ("two-body", "three-body"):
+        span = 25.0 if task == "two-body" else 3.0
+        sys = TwoBody() if task == "two-body" else ThreeBody()
+        x0 = torch.cat(
+            [sys.sample_initial(1, generator=torch.Generator().manual_seed(i)) for i in range(15)]
+        )
+        t = torch.linspace(0, span, 500, dtype=torch.float64)
+        true = rollout(sys, x0, t, rtol=1e-9, atol=1e-6)
+        preds = {k: rollout(m, x0, t, rtol=1e-9, atol=1e-6) for k, m in m64.items()}
+        energy_fn = sys.energy
+    else:
+        check_choice(
+            "task", task, ["spring", "pendulum", "real-pendulum", "two-body", "three-body"]
+        )
+        raise AssertionError("unreachable")
+    e_true = energy_fn(true)
+    e_pred = {k: energy_fn(v) for k, v in preds.items()}
+    out: dict[str, dict[str, Any]] = {}
+    for k, e in e_pred.items():
+        err = (e_true - e).pow(2)  # (T, B)
+        if task == "real-pendulum":
+            per = err[:, 0]
+            n = per.numel() - per.numel() % 5
+            out[k] = {"energy": {"mean": float(per.mean()), "sem": group_sem(per[:n], 5)}}
+        else:
+            per_traj = err.mean(0)
+            out[k] = {"energy": {"mean": float(per_traj.mean()), "sem": group_sem(per_traj, 5)}}
+    return out, Rollouts(t=t, true=true, models=preds, true_energy=e_true, model_energy=e_pred)
+
+
+def evaluate_corrected(
+    task: str,
+    system: HamiltonianSystem | None,
+    models: dict[str, nn.Module],
+    dataset: Dataset,
+    *,
+    t_span: tuple[float, float],
+    n_points: int = 200,
+    max_trajectories: int = 25,
+) -> tuple[dict[str, dict[str, Any]], Rollouts]:
+    """Aligned rollouts from held-out initial states, scored with the true energy.
+
+    Returns per model: ``energy`` (mean squared error of the true H along the rollout, per
+    trajectory), ``rollout_mse`` (coordinate MSE over the span), ``valid_time`` (relative
+    error < 0.1) and ``energy_drift`` (relative change of the true H over the span), each a
+    ``{"mean", "sem", "values"}`` over trajectories.
+    """
+    m64 = {k: as_float64(m) for k, m in models.items()}
+    if task == "real-pendulum":
+        mask = dataset.test_mask[0]
+        t_data = dataset.t[0, mask]
+        t = t_data - t_data[0]
+        true = dataset.x[0, mask].unsqueeze(1)
+        x0 = true[0]
+        energy_fn = _real_energy
+    else:
+        idx = dataset.test_trajectories[:max_trajectories]
+        clean = dataset.x_clean if dataset.x_clean is not None else dataset.x
+        x0 = clean[idx, 0]
+        t = torch.linspace(*t_span, n_points, dtype=torch.float64)
+        true = (
+            system.exact_solution(t, x0) if system.exact_solution(t[:2], x0) is not None else None
+        )
+        if true is None:
+            true = rollout(system, x0, t, rtol=1e-10, atol=1e-10)
+        energy_fn = system.energy
+    preds = {k: rollout(m, x0, t, rtol=1e-9, atol=1e-9) for k, m in m64.items()}
+    e_true = energy_fn(true)
+    e_pred = {k: energy_fn(v) for k, v in preds.items()}
+    out: dict[str, dict[str, Any]] = {}
+    for k, pred in preds.items():
+        per = {
+            "energy": (e_true - e_pred[k]).pow(2).mean(0),
+            "rollout_mse": rollout_mse(true, pred).mean(0),
+            "valid_time": valid_prediction_time(t, true, pred),
+            "energy_drift": energy_drift(e_pred[k]),
+        }
+        if task == "real-pendulum":  # one trajectory: spread over time points instead
+            per["energy"] = (e_true - e_pred[k]).pow(2)[:, 0]
+            per["rollout_mse"] = rollout_mse(true, pred)[:, 0]
+        out[k] = {name: {**mean_sem(v), "values": v.tolist()} for name, v in per.items()}
+    return out, Rollouts(t=t, true=true, models=preds, true_energy=e_true, model_energy=e_pred)
+
+
+def aggregate(per_seed: list[dict[str, Any]]) -> dict[str, float]:
+    """Pool per-seed ``{"mean", "sem", "values"?}`` entries into one mean ± standard error.
+
+    With per-trajectory ``values`` the pool is over seeds × trajectories; otherwise over the
+    seeds' means (falling back to the single seed's own standard error).
+    """
+    if all("values" in s for s in per_seed):
+        vals = torch.tensor([v for s in per_seed for v in s["values"]], dtype=torch.float64)
+        return mean_sem(vals)
+    means = torch.tensor([s["mean"] for s in per_seed], dtype=torch.float64)
+    if len(per_seed) == 1:
+        return {"mean": per_seed[0]["mean"], "sem": per_seed[0]["sem"]}
+    return {"mean": float(means.mean()), "sem": float(means.std() / math.sqrt(len(means)))}

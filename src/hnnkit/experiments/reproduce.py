@@ -1,0 +1,323 @@
+"""``hnnkit reproduce``: train, evaluate and report every task of the paper."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data import Dataset, generate, real_pendulum
+from ..data._io import atomic_write_json, atomic_write_text
+from ..errors import DataFileError, HnnkitValueError, UnknownNameError
+from ..evaluate import PROTOCOLS, aggregate, evaluate_corrected, evaluate_original, loss_metrics
+from ..models import HNN, Baseline
+from ..report import html_report, loss_curves, markdown_table, provenance, rollout_panels
+from ..systems import get_system
+from ..train import fit
+from .tasks import PROFILES, TASKS, Task
+
+#: Tasks implemented in their own modules: name → "module:function" taking (out_dir, profile, seeds, quiet).
+EXTRA_TASKS: dict[str, str] = {
+    "pixel-pendulum": "hnnkit.experiments.pixel_pendulum:reproduce_task",
+    "kan-spring": "hnnkit.experiments.kan_spring:reproduce_task",
+}
+ALL_TASKS = (*TASKS, *EXTRA_TASKS)
+MODELS = ("baseline", "hnn")
+
+
+def _available_extra(name: str) -> Callable[..., dict[str, Any]] | None:
+    import importlib
+
+    module, fn = EXTRA_TASKS[name].split(":")
+    try:
+        return getattr(importlib.import_module(module), fn)
+    except (ImportError, AttributeError):
+        return None
+
+
+def parse_tasks(spec: str | None) -> list[str]:
+    """``"spring,pendulum"`` → ``["spring", "pendulum"]``; ``None`` → every task."""
+    if spec is None or spec == "all":
+        return list(ALL_TASKS)
+    names = [s.strip() for s in spec.split(",") if s.strip()]
+    for n in names:
+        if n not in ALL_TASKS:
+            raise UnknownNameError("task", n, ALL_TASKS)
+    return names
+
+
+def load_results(out: Path, *, force: bool) -> dict[str, Any]:
+    """Read ``out/results.json``; a corrupted file stops the run unless ``force``."""
+    path = out / "results.json"
+    if not path.exists():
+        return {"tasks": {}}
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("tasks"), dict):
+            raise ValueError("no 'tasks' table")
+        return data
+    except (ValueError, UnicodeDecodeError) as exc:
+        if force:
+            return {"tasks": {}}
+        raise DataFileError(
+            f"{path} is corrupted ({exc}); rerun with --force to recompute and overwrite it, or choose another --out"
+        ) from exc
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse an ``--out`` that exists and is not a directory."""
+    if out.exists() and not out.is_dir():
+        raise HnnkitValueError(
+            f"--out {out} is a file; pass a directory (it is created if missing)"
+        )
+
+
+def resolve_device(device: str) -> torch.device:
+    """``cpu``/``cuda``/``auto`` → a device, refusing ``cuda`` without CUDA."""
+    if device not in ("cpu", "cuda", "auto"):
+        raise UnknownNameError("device", device, ("cpu", "cuda", "auto"))
+    if device == "cuda" and not torch.cuda.is_available():
+        raise HnnkitValueError(
+            "--device cuda was asked for but CUDA is not available; use --device cpu"
+        )
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _dataset(task: Task, seed: int) -> Dataset:
+    if task.system is None:
+        return real_pendulum()
+    return generate(task.system, seed=seed, cache=True, **task.data)
+
+
+def _build(
+    kind: str, dim: int, hidden: tuple[int, ...], seed: int, device: torch.device
+) -> torch.nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    model = (
+        HNN(dim, hidden=hidden, generator=g)
+        if kind == "hnn"
+        else Baseline(dim, hidden=hidden, generator=g)
+    )
+    return model.to(device)
+
+
+def run_seed(task: Task, seed: int, out: Path, device: torch.device, quiet: bool) -> dict[str, Any]:
+    """Train both models for one seed, evaluate under both protocols; cached in ``seed{N}/metrics.json``."""
+    seed_dir = out / task.name / f"seed{seed}"
+    done = seed_dir / "metrics.json"
+    if done.exists():
+        try:
+            return json.loads(done.read_text())
+        except ValueError:
+            done.unlink()
+    data = _dataset(task, seed)
+    system = get_system(task.system) if task.system else None
+    tr = task.training
+    models, histories, seconds = {}, {}, {}
+    for kind in MODELS:
+        model = _build(kind, data.dim, tr.hidden, seed, device)
+        res = fit(
+            model,
+            data,
+            steps=tr.steps,
+            lr=tr.lr,
+            batch_size=tr.batch_size,
+            weight_decay=tr.weight_decay,
+            seed=seed,
+            log_every=max(1, tr.steps // 40),
+            run_dir=seed_dir / kind,
+            resume=True,
+            quiet=quiet,
+        )
+        models[kind], histories[kind], seconds[kind] = res.model.cpu(), res.history, res.seconds
+    noise = float(task.data.get("noise_std", 0.0))
+    orig, _ = evaluate_original(task.name, system, models, data, seed=seed, noise_std=noise)
+    corr, rollouts = evaluate_corrected(task.name, system, models, data, t_span=task.eval_span)
+    metrics: dict[str, Any] = {"seed": seed, "models": {}}
+    for kind in MODELS:
+        losses = loss_metrics(models[kind], data)
+        metrics["models"][kind] = {
+            "losses": losses,
+            "original_energy": orig[kind]["energy"],
+            "corrected": corr[kind],
+            "history": histories[kind],
+            "train_seconds": seconds[kind],
+        }
+    if seed == 0 or not (out / task.name / "figures").exists():
+        figs = out / task.name / "figures"
+        orbit = task.name in ("two-body", "three-body")
+        rollout_panels(
+            rollouts,
+            figs / "rollouts",
+            title=f"{task.name}: rollouts far past the training window",
+            orbit=orbit,
+        )
+        loss_curves(histories, figs / "loss", title=f"{task.name}: loss vs step")
+    atomic_write_json(done, metrics)
+    return metrics
+
+
+def summarise(task: Task, per_seed: list[dict[str, Any]], profile: str) -> dict[str, Any]:
+    """Aggregate seeds into the results.json entry of one task (values in the paper's scaling)."""
+    s = 1.0 / task.scale if task.scale else 1.0
+    scale = task.scale
+
+    def scaled(cell: dict[str, float]) -> dict[str, float]:
+        return {"mean": cell["mean"] * scale, "sem": cell["sem"] * scale}
+
+    entry: dict[str, Any] = {"scale": scale, "paper": task.paper, "models": {}, "profile": profile}
+    for kind in MODELS:
+        rows = [m["models"][kind] for m in per_seed]
+        first = rows[0]
+        entry["models"][kind] = {
+            "n_seeds": len(rows),
+            "train_loss": scaled(
+                aggregate(
+                    [
+                        {
+                            "mean": r["losses"]["train_loss"]["mean"],
+                            "sem": r["losses"]["train_loss"]["sem"],
+                        }
+                        for r in rows
+                    ]
+                )
+            ),
+            "test_loss": scaled(
+                aggregate(
+                    [
+                        {
+                            "mean": r["losses"]["test_loss"]["mean"],
+                            "sem": r["losses"]["test_loss"]["sem"],
+                        }
+                        for r in rows
+                    ]
+                )
+            ),
+            "energy": scaled(aggregate([r["corrected"]["energy"] for r in rows])),
+            "rollout_mse": scaled(aggregate([r["corrected"]["rollout_mse"] for r in rows])),
+            "valid_time": aggregate([r["corrected"]["valid_time"] for r in rows]),
+            "energy_drift": aggregate([r["corrected"]["energy_drift"] for r in rows]),
+            "original": {
+                "train_loss": scaled(first["losses"]["train_loss"]),
+                "test_loss": scaled(first["losses"]["test_loss"]),
+                "energy": scaled(first["original_energy"]),
+                "note": "seed 0 only; ± over test points (losses) or groups of 3 trajectories (energy), as in the original",
+            },
+            "train_seconds": sum(r["train_seconds"] for r in rows),
+        }
+    entry["config"] = {
+        "data": task.data,
+        "training": task.training.__dict__,
+        "eval_span": task.eval_span,
+    }
+    del s
+    return entry
+
+
+def reproduce(
+    out: str | Path = "results",
+    *,
+    tasks: str | list[str] | None = None,
+    profile: str = "quick",
+    seeds: int | None = None,
+    device: str = "cpu",
+    force: bool = False,
+    quiet: bool = False,
+    protocol: str = "corrected",
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run the reproduction and write ``results.json``, ``table.md``, figures and ``report.html``.
+
+    Every check on the arguments happens before any training. Finished seeds are reused
+    (``DIR/TASK/seedN/metrics.json``), killed training resumes from its checkpoint, and
+    tasks already in ``results.json`` are skipped unless ``force``.
+    """
+    out = Path(out)
+    names = (
+        parse_tasks(tasks) if not isinstance(tasks, list) else [parse_tasks(t)[0] for t in tasks]
+    )
+    if protocol not in PROTOCOLS:
+        raise UnknownNameError("protocol", protocol, PROTOCOLS)
+    if profile not in PROFILES:
+        raise UnknownNameError("profile", profile, PROFILES)
+    n_seeds = seeds if seeds is not None else {"smoke": 1, "quick": 1, "paper": 3}[profile]
+    if not isinstance(n_seeds, int) or n_seeds < 1:
+        raise HnnkitValueError(f"--seeds must be a positive integer, got {seeds!r}")
+    check_out_dir(out)
+    dev = resolve_device(device)
+    results = load_results(out, force=force)
+    out.mkdir(parents=True, exist_ok=True)
+    if force:
+        import shutil
+
+        for name in names:
+            shutil.rmtree(out / name, ignore_errors=True)
+            results["tasks"].pop(name, None)
+    results.update(
+        {
+            "profile": profile,
+            "protocol": protocol,
+            "seeds": n_seeds,
+            "device": str(dev),
+            "provenance": provenance(),
+        }
+    )
+    figures: dict[str, list[Path]] = {}
+    t_all = time.perf_counter()
+    for name in names:
+        t0 = time.perf_counter()
+        entry = results["tasks"].get(name)
+        if (
+            entry is not None
+            and entry.get("profile") == profile
+            and entry.get("n_seeds", n_seeds) == n_seeds
+            and "skipped" not in entry
+        ):
+            echo(f"[{name}] already in {out / 'results.json'}; skipping (use --force to recompute)")
+        elif name in TASKS:
+            task = TASKS[name].for_profile(profile)
+            try:
+                per_seed = []
+                for seed in range(n_seeds):
+                    echo(
+                        f"[{name}] seed {seed + 1}/{n_seeds}: training baseline and HNN ({task.training.steps} steps)"
+                    )
+                    per_seed.append(run_seed(task, seed, out, dev, quiet))
+                entry = summarise(task, per_seed, profile)
+                entry["n_seeds"] = n_seeds
+            except DataFileError as exc:
+                entry = {"skipped": str(exc), "profile": profile}
+                echo(f"[{name}] skipped: {exc}")
+        else:
+            runner = _available_extra(name)
+            if runner is None:
+                entry = {"skipped": "not available in this version of hnnkit", "profile": profile}
+                echo(f"[{name}] skipped: not available in this version")
+            else:
+                echo(f"[{name}] running")
+                entry = runner(
+                    out / name, profile=profile, seeds=n_seeds, quiet=quiet, device=str(dev)
+                )
+                entry.setdefault("profile", profile)
+                entry.setdefault("n_seeds", n_seeds)
+        results["tasks"][name] = entry
+        results["seconds_total"] = time.perf_counter() - t_all
+        atomic_write_json(out / "results.json", results)
+        echo(f"[{name}] done in {time.perf_counter() - t0:.1f} s")
+    for name in results["tasks"]:
+        figs = out / name / "figures"
+        if figs.is_dir():
+            figures[name] = sorted(p for p in figs.iterdir() if p.suffix in (".png", ".gif"))
+    table = markdown_table(results)
+    atomic_write_text(out / "table.md", table)
+    atomic_write_text(out / "report.html", html_report(results, figures))
+    echo("")
+    echo(table)
+    echo(f"Wrote {out / 'results.json'}, {out / 'table.md'} and {out / 'report.html'}")
+    return results
