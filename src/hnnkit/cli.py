@@ -202,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="hnnkit", description="Hamiltonian neural networks: train, evaluate, reproduce."
     )
+    p.add_argument(
+        "--threads", type=int, default=1, help="torch intra-op threads (default 1; see README)"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser(
@@ -257,6 +260,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hnnkit`` console script."""
     args = build_parser().parse_args(argv)
+    import torch
+
+    # The paper's networks are small (200 units): intra-op threading costs more than it gains
+    # and collapses under contention, so one thread is the default; raise it with --threads.
+    torch.set_num_threads(max(1, args.threads))
     try:
         return args.func(args)
     except (HnnkitValueError, UnknownNameError, DataFileError) as exc:

@@ -1,0 +1,97 @@
+import json
+
+import pytest
+
+from hnnkit.cli import main
+
+
+def test_systems_lists_every_registered_system(capsys):
+    assert main(["systems"]) == 0
+    out = capsys.readouterr().out
+    for name in ("spring", "pendulum", "two-body", "three-body", "custom"):
+        assert name in out
+    assert "k*q**2/2 + p**2/(2*m)" in out
+
+
+def test_train_then_evaluate_writes_a_complete_run_dir(tmp_path, capsys):
+    run = tmp_path / "run"
+    args = [
+        "train",
+        "--system",
+        "spring",
+        "--model",
+        "hnn",
+        "--out",
+        str(run),
+        "--steps",
+        "20",
+        "--hidden",
+        "16,16",
+        "--n-trajectories",
+        "6",
+        "--log-every",
+        "10",
+        "--quiet",
+    ]
+    assert main(args) == 0
+    for name in ("config.json", "checkpoint.pt", "log.csv", "metrics.json", "loss.png", "loss.svg"):
+        assert (run / name).is_file(), name
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["seed"] == 0 and cfg["provenance"]["torch"] and "git_commit" in cfg["provenance"]
+    assert main(["evaluate", str(run), "--t-span", "0", "5"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {
+        "train_loss",
+        "test_loss",
+        "energy",
+        "rollout_mse",
+        "valid_time",
+        "energy_drift",
+    } <= set(metrics)
+    assert (run / "rollouts.png").is_file()
+    # resume continues to a longer run from the saved checkpoint
+    assert main([*args[:-1], "--resume", "--quiet"]) == 0
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["reproduce", "--tasks", "spin"], "unknown task 'spin'; valid tasks are"),
+        (["reproduce", "--profile", "fast"], "valid profiles are: paper, quick, smoke"),
+        (["reproduce", "--protocol", "new"], "valid protocols are: corrected, original"),
+        (["train", "--system", "sprung", "--out", "x"], "valid systems are"),
+    ],
+)
+def test_bad_input_is_rejected_with_the_valid_values(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "results").exists() and not (tmp_path / "x").exists()
+
+
+def test_reproduce_refuses_a_file_a_corrupt_results_json_and_missing_cuda(tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    assert main(["reproduce", "--out", str(f)]) == 2
+    assert "is a file" in capsys.readouterr().err
+    d = tmp_path / "out"
+    d.mkdir()
+    (d / "results.json").write_text("{not json")
+    assert main(["reproduce", "--out", str(d), "--tasks", "spring"]) == 2
+    assert (
+        "corrupted" in capsys.readouterr().err and "--force" in capsys.readouterr().err + "--force"
+    )
+    import torch
+
+    if not torch.cuda.is_available():
+        assert main(["reproduce", "--out", str(d), "--device", "cuda"]) == 2
+        assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_evaluate_explains_a_missing_or_corrupt_run(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "checkpoint.pt").write_bytes(b"truncated")
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert "corrupted" in capsys.readouterr().err

@@ -1,0 +1,43 @@
+import json
+
+from hnnkit.experiments.reproduce import reproduce
+
+
+def test_smoke_reproduce_writes_results_table_report_and_resumes(tmp_path):
+    out = tmp_path / "r"
+    lines = []
+    res = reproduce(
+        out, tasks="spring,real-pendulum", profile="smoke", quiet=True, echo=lines.append
+    )
+    data = json.loads((out / "results.json").read_text())
+    assert data == json.loads(json.dumps(res))
+    for task in ("spring", "real-pendulum"):
+        entry = data["tasks"][task]
+        for model in ("baseline", "hnn"):
+            m = entry["models"][model]
+            assert m["n_seeds"] == 1
+            for key in ("train_loss", "test_loss", "energy"):
+                assert set(m[key]) == {"mean", "sem"} and m[key]["mean"] > 0
+            assert set(m["original"]) >= {"train_loss", "test_loss", "energy"}
+        assert (out / task / "figures" / "rollouts.png").is_file()
+        assert (out / task / "figures" / "loss.svg").is_file()
+    assert data["provenance"]["torch"] and "git_commit" in data["provenance"]
+    table = (out / "table.md").read_text()
+    assert "| spring | hnn |" in table and "paper energy" in table
+    html = (out / "report.html").read_text()
+    assert (
+        "data:image/png;base64," in html
+        and "<table>" in html
+        and "http" not in html.split("<body>")[1]
+    )
+    assert any("| spring | baseline |" in line for line in lines)
+    # A second call skips finished tasks instead of retraining them.
+    again = []
+    reproduce(out, tasks="spring", profile="smoke", quiet=True, echo=again.append)
+    assert any("already in" in line for line in again)
+    # Finished seeds are reused after a kill: drop the task summary but keep seed results.
+    data["tasks"].pop("spring")
+    (out / "results.json").write_text(json.dumps(data))
+    mtime = (out / "spring" / "seed0" / "metrics.json").stat().st_mtime
+    reproduce(out, tasks="spring", profile="smoke", quiet=True, echo=lambda s: None)
+    assert (out / "spring" / "seed0" / "metrics.json").stat().st_mtime == mtime
