@@ -45,7 +45,7 @@ def test_original_spring_protocol_stretches_time_and_so_penalises_even_a_perfect
     # ... but coordinates are compared at mismatched times (the 1.09 rescale), so they differ
     assert (roll.models["hnn"] - roll.true).abs().max() > 0.1
     assert roll.t[-1].item() == pytest.approx(20 * 1.09**15, rel=1e-12)  # the notebook's final span
-    out0, roll0 = evaluate_original("spring", Spring(), {"hnn": model}, spring_data, noise_std=0.0)
+    _, roll0 = evaluate_original("spring", Spring(), {"hnn": model}, spring_data, noise_std=0.0)
     assert (roll0.models["hnn"] - roll0.true).abs().max() < 1e-5
 
 
