@@ -6,6 +6,6 @@ PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
-.venv/bin/ruff format --check src tests benchmarks
-.venv/bin/ruff check src tests benchmarks
+.venv/bin/ruff format --check .
+.venv/bin/ruff check .
 .venv/bin/python -m pytest -q "$@"
