@@ -39,17 +39,6 @@ def cmd_systems(args: argparse.Namespace) -> int:
     return 0
 
 
-def _model(kind: str, dim: int, hidden: tuple[int, ...], seed: int, activation: str = "tanh"):
-    import torch
-
-    from .models import HNN, Baseline
-
-    g = torch.Generator().manual_seed(seed)
-    if kind == "hnn":
-        return HNN(dim, hidden=hidden, activation=activation, generator=g)
-    return Baseline(dim, hidden=hidden, activation=activation, generator=g)
-
-
 def _dataset_from_config(cfg: dict[str, Any]):
     from .data import generate, real_pendulum
 
@@ -67,7 +56,7 @@ def _dataset_from_config(cfg: dict[str, Any]):
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .data._io import atomic_write_json
-    from .experiments.reproduce import check_out_dir, resolve_device
+    from .experiments.reproduce import build_model, check_out_dir, resolve_device
     from .report import loss_curves, provenance
     from .systems import get_system
     from .train import fit
@@ -93,7 +82,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "optimizer": args.optimizer,
     }
     data = _dataset_from_config(cfg)
-    model = _model(args.model, data.dim, args.hidden, args.seed, args.activation).to(device)
+    model = build_model(args.model, data.dim, args.hidden, args.seed, args.activation).to(device)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
         out / "config.json", {**cfg, "dataset": data.config, "provenance": provenance()}
@@ -132,6 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .data._io import atomic_write_json
     from .evaluate import evaluate_corrected, loss_metrics
+    from .experiments.reproduce import build_model
     from .experiments.tasks import TASKS
     from .report import rollout_panels
     from .systems import get_system
@@ -151,7 +141,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         ) from exc
     state = load_checkpoint(run / "checkpoint.pt")
     data = _dataset_from_config(cfg)
-    model = _model(
+    model = build_model(
         cfg["model"], data.dim, tuple(cfg["hidden"]), cfg["seed"], cfg.get("activation", "tanh")
     )
     try:

@@ -100,6 +100,13 @@ def loss_metrics(model: nn.Module, dataset: Dataset) -> dict[str, dict[str, floa
     return out
 
 
+def _measured_test_segment(dataset: Dataset) -> tuple[Tensor, Tensor]:
+    """Times (from 0) and states ``(T, 1, d)`` of the held-out points of a single measured trajectory."""
+    mask = dataset.test_mask[0]
+    t_data = dataset.t[0, mask]
+    return t_data - t_data[0], dataset.x[0, mask].unsqueeze(1)
+
+
 def _pm_sampler(n: int, rng: np.random.Generator) -> Tensor:
     x0 = rng.random((n, 2)) * 1.6 - 0.8
     x0 += 0.2 * np.sign(x0)
@@ -150,10 +157,7 @@ def evaluate_original(
             t = s_grid * spans[-1, 0]
         energy_fn = _quadratic_energy
     elif task == "real-pendulum":
-        mask = dataset.test_mask[0]
-        t_data = dataset.t[0, mask]
-        t = t_data - t_data[0]
-        true = dataset.x[0, mask].unsqueeze(1)
+        t, true = _measured_test_segment(dataset)
         x0 = true[0]
         preds = {k: rollout(m, x0, t, rtol=1e-3, atol=1e-6) for k, m in m64.items()}
         energy_fn = _real_energy
@@ -206,10 +210,7 @@ def evaluate_corrected(
     """
     m64 = {k: as_float64(m) for k, m in models.items()}
     if task == "real-pendulum":
-        mask = dataset.test_mask[0]
-        t_data = dataset.t[0, mask]
-        t = t_data - t_data[0]
-        true = dataset.x[0, mask].unsqueeze(1)
+        t, true = _measured_test_segment(dataset)
         x0 = true[0]
         energy_fn = _real_energy
     else:

@@ -95,16 +95,14 @@ def _dataset(task: Task, seed: int) -> Dataset:
     return generate(task.system, seed=seed, cache=True, **task.data)
 
 
-def _build(
-    kind: str, dim: int, hidden: tuple[int, ...], seed: int, device: torch.device
+def build_model(
+    kind: str, dim: int, hidden: tuple[int, ...], seed: int, activation: str = "tanh"
 ) -> torch.nn.Module:
+    """A ``"hnn"`` or ``"baseline"`` model initialised from ``seed`` (its own generator)."""
     g = torch.Generator().manual_seed(seed)
-    model = (
-        HNN(dim, hidden=hidden, generator=g)
-        if kind == "hnn"
-        else Baseline(dim, hidden=hidden, generator=g)
-    )
-    return model.to(device)
+    if kind == "hnn":
+        return HNN(dim, hidden=hidden, activation=activation, generator=g)
+    return Baseline(dim, hidden=hidden, activation=activation, generator=g)
 
 
 def run_seed(task: Task, seed: int, out: Path, device: torch.device, quiet: bool) -> dict[str, Any]:
@@ -121,7 +119,7 @@ def run_seed(task: Task, seed: int, out: Path, device: torch.device, quiet: bool
     tr = task.training
     models, histories, seconds = {}, {}, {}
     for kind in MODELS:
-        model = _build(kind, data.dim, tr.hidden, seed, device)
+        model = build_model(kind, data.dim, tr.hidden, seed).to(device)
         res = fit(
             model,
             data,
