@@ -170,7 +170,8 @@ def test_dopri5_step_sizes_are_per_trajectory() -> None:
         times.append(s.clone())
         return rhs(s, x)
 
-    out = odeint(f, x0, t, rtol=1e-9, atol=1e-12)
+    # the field holds one frequency per row, so every row must stay in every call
+    out = odeint(f, x0, t, rtol=1e-9, atol=1e-12, compact=False)
     exact = torch.stack([torch.cos(w * t), -torch.sin(w * t)], dim=-1).transpose(0, 1)
     assert (out - exact).abs().max() < 1e-7
     # each row got its own times: the slow row needed far fewer distinct stage times
@@ -179,10 +180,49 @@ def test_dopri5_step_sizes_are_per_trajectory() -> None:
     assert fast > 4 * slow, (slow, fast)
     # the batch solve equals the row-by-row solves, to rounding (a step size shared by
     # the batch would move the slow row's answer by about rtol = 1e-6)
-    batch = odeint(rhs, x0, t, rtol=1e-6, atol=1e-6)
+    batch = odeint(rhs, x0, t, rtol=1e-6, atol=1e-6, compact=False)
     for i in range(2):
         row = odeint(_scaled_oscillator(w[i]), x0[i], t, rtol=1e-6, atol=1e-6)
         assert (batch[:, i] - row).abs().max() < 1e-14
+
+
+def _amplitude_oscillator(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A harmonic oscillator whose frequency ``1 + 10 r²`` grows with its conserved radius."""
+    w = 1.0 + 10.0 * x.pow(2).sum(-1, keepdim=True)
+    return w * torch.stack([x[..., 1], -x[..., 0]], dim=-1)
+
+
+def test_dopri5_drops_finished_trajectories_without_changing_the_answer() -> None:
+    radius = torch.tensor([0.1, 0.3, 1.0, 2.0], dtype=F64)
+    x0 = torch.stack([radius, torch.zeros_like(radius)], dim=-1).requires_grad_(True)
+    t = torch.linspace(0.0, 3.0, 7, dtype=F64)
+    rows: list[int] = []
+
+    def f(s: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        rows.append(x.shape[0])
+        return _amplitude_oscillator(s, x)
+
+    out = odeint(f, x0, t, rtol=1e-10, atol=1e-10)
+    # the slow rows finish first and leave the batch; the fast one runs on alone
+    assert rows[0] == 4 and min(rows) == 1, sorted(set(rows))
+    w = (1.0 + 10.0 * radius**2)[None, :]
+    exact = torch.stack(
+        [radius * torch.cos(w * t[:, None]), -radius * torch.sin(w * t[:, None])], -1
+    )
+    assert (out - exact).abs().max() < 1e-6  # 20 periods of the fastest row at rtol 1e-10
+    # the same numbers, and the same gradients, as the solve that keeps every row
+    full = odeint(_amplitude_oscillator, x0, t, rtol=1e-10, atol=1e-10, compact=False)
+    assert (out - full).abs().max() < 1e-13
+    (g_compact,) = torch.autograd.grad(out[-1].pow(2).sum(), x0)
+    (g_full,) = torch.autograd.grad(full[-1].pow(2).sum(), x0)
+    assert (g_compact - g_full).abs().max() < 1e-10
+
+
+def test_dopri5_compaction_with_per_row_constants_says_how_to_fix() -> None:
+    w = torch.tensor([[1.0], [30.0]], dtype=F64)
+    x0 = torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=F64)
+    with pytest.raises(ValueError, match="compact=False"):
+        odeint(_scaled_oscillator(w), x0, torch.linspace(0.0, 1.0, 3, dtype=F64))
 
 
 @pytest.mark.parametrize("method", ALL)
@@ -213,7 +253,7 @@ def test_time_argument_broadcasts(method: str) -> None:
 
     x0 = torch.zeros(3, 2, dtype=F64)
     t = torch.linspace(0.5, 2.0, 4, dtype=F64)
-    out = odeint(f, x0, t, method=method, substeps=200, rtol=1e-10, atol=1e-12)
+    out = odeint(f, x0, t, method=method, substeps=200, rtol=1e-10, atol=1e-12, compact=False)
     s0 = t[0]
     p = (torch.sin(w * t) - torch.sin(w * s0)) / w
     q = (torch.cos(w * s0) - torch.cos(w * t)) / w**2 - (t - s0) * torch.sin(w * s0) / w

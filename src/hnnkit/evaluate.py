@@ -85,7 +85,9 @@ def rollout(
     field: Any, x0: Tensor, t: Tensor, *, rtol: float, atol: float, method: str = "dopri5"
 ) -> Tensor:
     """Integrate ``field.vector_field`` from ``x0`` ``(B, d)`` at times ``t``; ``(T, B, d)``."""
-    return odeint(field.vector_field, x0, t, method=method, rtol=rtol, atol=atol)
+    # a time-scaled field holds one span per row, so every row must stay in every call
+    compact = not isinstance(field, _TimeScaled)
+    return odeint(field.vector_field, x0, t, method=method, rtol=rtol, atol=atol, compact=compact)
 
 
 def loss_metrics(model: nn.Module, dataset: Dataset) -> dict[str, dict[str, float]]:

@@ -222,6 +222,10 @@ class Solver(ABC):
         substeps: fixed-step methods: equal steps per output interval when ``step_size`` is
             not given (default 1), an integer >= 1.
         max_steps: the most steps one call may take (default ``100_000``), an integer >= 1.
+        compact: adaptive methods on a ``(batch, d)`` state: drop trajectories that reached
+            the last output time from the batch passed to ``f`` (default ``True``), so
+            ``f`` must treat rows independently. Pass ``False`` when ``f`` depends on a
+            row's position in the batch (e.g. per-row constants captured in ``f``).
 
     Raises:
         HnnkitValueError: if an option is out of range, or both ``step_size`` and
@@ -246,6 +250,7 @@ class Solver(ABC):
         step_size: float | None = None,
         substeps: int = 1,
         max_steps: int = 100_000,
+        compact: bool = True,
     ) -> None:
         if not callable(f):
             raise HnnkitValueError(f"f must be a callable f(t, x) -> dx/dt; got {type(f).__name__}")
@@ -255,6 +260,7 @@ class Solver(ABC):
         self.step_size = None if step_size is None else _check_positive("step_size", step_size)
         self.substeps = _check_count("substeps", substeps)
         self.max_steps = _check_count("max_steps", max_steps)
+        self.compact = bool(compact)
 
     def integrate(self, x0: Tensor, t: Tensor | Sequence[float]) -> Tensor:
         """Solve from ``x0`` at ``t[0]`` and return the states at every time in ``t``.
@@ -313,9 +319,16 @@ class FixedStepSolver(Solver):
         step_size: float | None = None,
         substeps: int = 1,
         max_steps: int = 100_000,
+        compact: bool = True,
     ) -> None:
         super().__init__(
-            f, rtol=rtol, atol=atol, step_size=step_size, substeps=substeps, max_steps=max_steps
+            f,
+            rtol=rtol,
+            atol=atol,
+            step_size=step_size,
+            substeps=substeps,
+            max_steps=max_steps,
+            compact=compact,
         )
         if self.step_size is not None and self.substeps != 1:
             raise HnnkitValueError(
@@ -655,6 +668,8 @@ class Dopri5(Solver):
         idx = torch.ones(n_traj, dtype=torch.long, device=device)  # next output index
         idx_host = torch.ones(n_traj, dtype=torch.long)
         rows_all = torch.arange(n_traj)
+        gid = rows_all  # global trajectory id of each row of the working batch
+        compact = self.compact and x0.ndim == 2
         vals: list[Tensor] = []
         positions: list[Tensor] = []
         remaining = (n_out - 1) * n_traj
@@ -663,7 +678,7 @@ class Dopri5(Solver):
 
         while remaining > 0:
             if n_attempts >= self.max_steps:
-                self._fail_max_steps(tcur, h, idx, t_host, bshape)
+                self._fail_max_steps(tcur, h, idx, gid, t_host, bshape, n_traj)
             n_attempts += 1
             with torch.no_grad():
                 active = idx < n_out
@@ -675,9 +690,19 @@ class Dopri5(Solver):
 
             ks = [k1]
             y = x
-            for s in range(1, 7):
-                y = self._increment(x, hcol, a_rows[s], ks)
-                ks.append(fw(torch.add(tcur, heff, alpha=c_nodes[s]), y))
+            try:
+                for s in range(1, 7):
+                    y = self._increment(x, hcol, a_rows[s], ks)
+                    ks.append(fw(torch.add(tcur, heff, alpha=c_nodes[s]), y))
+            except (RuntimeError, HnnkitValueError) as err:
+                if x.shape[0] == n_traj:
+                    raise
+                raise HnnkitValueError(
+                    f"f failed on {x.shape[0]} of the {n_traj} trajectories: dopri5 stops "
+                    "passing trajectories that reached the last output time to f, so f must "
+                    "treat rows independently. If f holds per-row constants, pass "
+                    f"compact=False to odeint. ({type(err).__name__}: {err})"
+                ) from err
             # y is the 5th-order solution, ks[6] = f(t + h, y) (first stage of the next step)
 
             with torch.no_grad():
@@ -702,19 +727,30 @@ class Dopri5(Solver):
             h = h_new
 
             if bool(status[1].any()):
-                j = int(status[1].nonzero()[0])
+                r = int(status[1].nonzero()[0])
+                j = int(gid[r])
                 raise RuntimeError(
                     f"dopri5: step size underflow for {_batch_index(j, bshape)} at "
-                    f"t={float(tcur[j])} (h={float(h[j]):.3g}); the problem is stiff or "
+                    f"t={float(tcur[r])} (h={float(h[r]):.3g}); the problem is stiff or "
                     "singular there, or the state became non-finite (f returned NaN/inf)."
                 )
             hit_rows = rows_all[status[0]]
             if hit_rows.numel():
                 vals.append(x[hit_rows.to(device)])
-                positions.append((idx_host[hit_rows] - 1) * n_traj + hit_rows)
+                positions.append((idx_host[hit_rows] - 1) * n_traj + gid[hit_rows])
                 idx_host[hit_rows] += 1
                 remaining -= hit_rows.numel()
                 idx = idx + hit
+                if compact:
+                    keep = idx_host < n_out
+                    n_keep = int(keep.sum())
+                    # drop finished rows once they are a tenth of the batch: f then sees
+                    # only the trajectories still moving
+                    if 0 < n_keep <= 0.9 * keep.numel():
+                        kd = keep.to(device)
+                        x, k1, h, tcur, idx = x[kd], k1[kd], h[kd], tcur[kd], idx[kd]
+                        idx_host, gid = idx_host[keep], gid[keep]
+                        rows_all = torch.arange(n_keep)
 
         pos = torch.cat(positions)
         order = torch.empty_like(pos)
@@ -723,15 +759,22 @@ class Dopri5(Solver):
         return torch.cat([x0[None], rest], dim=0)
 
     def _fail_max_steps(
-        self, tcur: Tensor, h: Tensor, idx: Tensor, t_host: list[float], bshape: torch.Size
+        self,
+        tcur: Tensor,
+        h: Tensor,
+        idx: Tensor,
+        gid: Tensor,
+        t_host: list[float],
+        bshape: torch.Size,
+        n_traj: int,
     ) -> None:
         unfinished = (idx < len(t_host)).nonzero().flatten().cpu()
         j = int(unfinished[torch.argmin(tcur.detach().cpu()[unfinished])])
         raise RuntimeError(
             f"dopri5 exceeded max_steps={self.max_steps} step attempts before reaching "
-            f"t={t_host[-1]}: {unfinished.numel()} of {idx.numel()} trajectories are unfinished "
-            f"(the slowest, {_batch_index(j, bshape)}, is at t={float(tcur[j])} with step "
-            f"h={float(h[j]):.3g}). The problem may be stiff or the solution may blow up. "
+            f"t={t_host[-1]}: {unfinished.numel()} of {n_traj} trajectories are unfinished "
+            f"(the slowest, {_batch_index(int(gid[j]), bshape)}, is at t={float(tcur[j])} "
+            f"with step h={float(h[j]):.3g}). The problem may be stiff or the solution may blow up. "
             f"Loosen rtol/atol (now rtol={self.rtol:g}, atol={self.atol:g}), raise max_steps, "
             "or use a fixed-step method."
         )
@@ -759,6 +802,7 @@ def odeint(
     step_size: float | None = None,
     substeps: int = 1,
     max_steps: int = 100_000,
+    compact: bool = True,
 ) -> Tensor:
     """Integrate ``dx/dt = f(t, x)`` from ``x(t[0]) = x0``, batched over trajectories.
 
@@ -782,6 +826,10 @@ def odeint(
             not given (default 1), integer >= 1.
         max_steps: the most steps (step attempts for ``dopri5``) one call may take
             (default ``100_000``).
+        compact: ``dopri5`` with ``x0`` of shape ``(batch, d)``: stop passing trajectories
+            that reached ``t[-1]`` to ``f`` (default ``True``; ``f`` then sees fewer rows
+            as the solve goes on, so it must treat rows independently). ``False`` keeps
+            every row in every call, for an ``f`` with per-row constants.
 
     Returns:
         Tensor of shape ``(len(t), *x0.shape)``, time first; ``out[0]`` equals ``x0``.
@@ -803,6 +851,12 @@ def odeint(
     """
     name = check_choice("integration method", method, SOLVERS)
     solver = SOLVERS[name](
-        f, rtol=rtol, atol=atol, step_size=step_size, substeps=substeps, max_steps=max_steps
+        f,
+        rtol=rtol,
+        atol=atol,
+        step_size=step_size,
+        substeps=substeps,
+        max_steps=max_steps,
+        compact=compact,
     )
     return solver.integrate(x0, t)

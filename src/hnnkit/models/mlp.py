@@ -80,8 +80,12 @@ class MLP(nn.Module):
         h = x
         for layer in self.layers[:-1]:
             a = layer(h)
-            slopes.append(dact(a))
-            h = act(a)
+            if self.activation == "tanh":
+                h = torch.tanh(a)
+                slopes.append(1 - h * h)  # tanh' from tanh itself: one transcendental less
+            else:
+                slopes.append(dact(a))
+                h = act(a)
         g = self.layers[-1].weight[output_index].expand(*x.shape[:-1], -1)
         for layer, s in zip(reversed(self.layers[:-1]), reversed(slopes), strict=True):
             g = (g * s) @ layer.weight

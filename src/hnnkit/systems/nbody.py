@@ -55,6 +55,7 @@ class NBody(HamiltonianSystem):
         self.n_bodies, self.masses, self.g = n_bodies, masses, float(g)
         i, j = torch.triu_indices(n_bodies, n_bodies, offset=1)
         self._pairs = (i, j)
+        self._constants: dict[tuple[torch.dtype, torch.device], tuple[Tensor, Tensor]] = {}
 
     def _positions(self, q: Tensor) -> Tensor:
         return q.reshape(*q.shape[:-1], self.n_bodies, 2)
@@ -78,19 +79,28 @@ class NBody(HamiltonianSystem):
     def hamiltonian(self, q: Tensor, p: Tensor) -> Tensor:
         return self.kinetic(p) + self.potential(q)
 
+    def _field_constants(self, like: Tensor) -> tuple[Tensor, Tensor]:
+        """``1/m`` per coordinate ``(2N,)`` and ``g m_i m_j`` with a zero diagonal ``(N, N)``."""
+        key = (like.dtype, like.device)
+        if key not in self._constants:
+            m = self._mass(like)
+            coupling = self.g * m[:, None] * m[None, :]
+            coupling.fill_diagonal_(0.0)
+            self._constants[key] = (m.repeat_interleave(2).reciprocal(), coupling)
+        return self._constants[key]
+
     def vector_field(self, t: Tensor | float, x: Tensor) -> Tensor:
         self.check_state(x)
+        inv_m, coupling = self._field_constants(x)
         q, p = split(x)
-        m = self._mass(x)
         r = self._positions(q)  # (..., N, 2)
         diff = r.unsqueeze(-3) - r.unsqueeze(-2)  # diff[..., i, j, :] = r_j - r_i
-        dist2 = diff.pow(2).sum(-1)
-        eye = torch.eye(self.n_bodies, dtype=torch.bool, device=x.device)
-        inv3 = torch.where(eye, torch.zeros_like(dist2), dist2.clamp_min(1e-300).pow(-1.5))
-        force = self.g * m[:, None] * m[None, :] * inv3  # (..., N, N)
+        dist2 = diff[..., 0].square() + diff[..., 1].square()
+        # the diagonal (i = j) is zeroed by ``coupling``; a unit distance keeps it finite
+        dist2.diagonal(dim1=-2, dim2=-1).fill_(1.0)
+        force = coupling * dist2.pow(-1.5)  # (..., N, N)
         dp = (force.unsqueeze(-1) * diff).sum(-2)  # (..., N, 2)
-        dq = self._positions(p) / m[:, None]
-        return join(dq.flatten(-2), dp.flatten(-2))
+        return join(p * inv_m, dp.flatten(-2))
 
     def params(self) -> dict[str, Any]:
         return {"n_bodies": self.n_bodies, "masses": self.masses, "g": self.g}
