@@ -11,14 +11,36 @@ from typing import Any
 from .errors import DataFileError, HnnkitValueError, UnknownNameError
 
 
-def _hidden(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(v) for v in text.split(","))
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"--hidden takes comma-separated integers like 200,200, got {text!r}"
-        ) from exc
-    return sizes
+def _int_list(flag: str, example: str):
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            return tuple(int(v) for v in text.split(","))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(
+                f"{flag} takes comma-separated integers like {example}, got {text!r}"
+            ) from exc
+
+    return parse
+
+
+_hidden = _int_list("--hidden", "200,200")
+
+#: Per model: the defaults of --optimizer, --steps and --weight-decay when they are not given.
+#: A KAN trains with the seed report's full-batch L-BFGS, without weight decay; an L-BFGS
+#: step runs up to 20 inner iterations, so it needs far fewer steps than Adam.
+TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "hnn": {"optimizer": "adam", "steps": 2000, "weight_decay": 1e-4},
+    "baseline": {"optimizer": "adam", "steps": 2000, "weight_decay": 1e-4},
+    "kan": {"optimizer": "lbfgs", "steps": 100, "weight_decay": 0.0},
+}
+#: The KAN options of ``hnnkit train`` and their defaults (``--kan-widths`` is the report's).
+KAN_DEFAULTS: dict[str, Any] = {
+    "kan_widths": (2, 1, 2),
+    "grid": 5,
+    "l1": 0.0,
+    "restarts": 1,
+    "prune": False,
+}
 
 
 def cmd_systems(args: argparse.Namespace) -> int:
@@ -54,19 +76,166 @@ def _dataset_from_config(cfg: dict[str, Any]):
     )
 
 
+def _resolve_train_args(args: argparse.Namespace) -> None:
+    """Fill the model-dependent defaults in ``args`` and check the KAN options (before any work)."""
+    for key, value in TRAIN_DEFAULTS[args.model].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    given = ["--" + key.replace("_", "-") for key in KAN_DEFAULTS if getattr(args, key) is not None]
+    if args.model != "kan":
+        if given:
+            raise HnnkitValueError(
+                f"{', '.join(given)}: only for --model kan, not --model {args.model}"
+            )
+        return
+    for key, default in KAN_DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, default)
+    if args.restarts < 1:
+        raise HnnkitValueError(
+            f"--restarts must be >= 1 (the number of KAN initialisations to try), got {args.restarts}"
+        )
+    if args.grid < 1:
+        raise HnnkitValueError(f"--grid must be >= 1 (spline intervals per edge), got {args.grid}")
+    if not args.l1 >= 0:
+        raise HnnkitValueError(f"--l1 must be >= 0 (the L1 weight λ, e.g. 5e-5), got {args.l1}")
+    if len(args.kan_widths) < 2 or min(args.kan_widths) < 1:
+        raise HnnkitValueError(
+            f"--kan-widths needs at least two positive sizes (inputs,...,outputs), e.g. 2,1,2; "
+            f"got {','.join(map(str, args.kan_widths))}"
+        )
+    if args.resume:
+        raise HnnkitValueError(
+            "--resume is not supported with --model kan (restarts and grid updates run in "
+            "stages); rerun without --resume"
+        )
+    if args.steps < 1:
+        raise HnnkitValueError(f"--steps must be >= 1 for --model kan, got {args.steps}")
+
+
+def _kan_config(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "widths": list(args.kan_widths),
+        "grid": args.grid,
+        "k": 3,
+        "grid_range": [-2.0, 2.0],
+        "output_index": args.kan_widths[-1] - 1,
+        "dtype": "float64",
+        "l1": args.l1,
+        "restarts": args.restarts,
+        "prune": args.prune,
+    }
+
+
+def model_from_config(cfg: dict[str, Any], dim: int):
+    """The untrained model that a run's ``config.json`` describes (``hnn``, ``baseline`` or ``kan``).
+
+    Raises:
+        DataFileError: if a ``kan`` run's config has no ``kan`` section.
+    """
+    import torch
+
+    if cfg["model"] == "kan":
+        from .experiments.kan_spring import make_kan_hnn
+
+        spec = cfg.get("kan")
+        if not isinstance(spec, dict) or "widths" not in spec:
+            raise DataFileError("config.json of a kan run has no 'kan' section; retrain the run")
+        return make_kan_hnn(spec["widths"], grid=spec["grid"], generator=torch.Generator())
+    from .experiments.reproduce import build_model
+
+    return build_model(
+        cfg["model"], dim, tuple(cfg["hidden"]), cfg["seed"], cfg.get("activation", "tanh")
+    )
+
+
+def _train_kan(args: argparse.Namespace, cfg: dict[str, Any], data, device, out: Path):
+    """``hnnkit train --model kan``: restarts, grid schedule, optional pruning; writes the run files."""
+    import torch
+
+    from .data._io import atomic_write
+    from .experiments.kan_spring import make_kan_hnn, restart_seed, train_with_restarts
+    from .models.kan import kan_regularizer
+    from .symbolic import save_kan_run
+    from .train import CHECKPOINT, LOG, FitResult, _write_log
+
+    x_train = data.split("train")[0].to(device, torch.float64)
+    reg = kan_regularizer(x_train, args.l1) if args.l1 > 0 else None
+
+    def build(r: int):
+        gen = torch.Generator().manual_seed(restart_seed(args.seed, r))
+        model = make_kan_hnn(
+            args.kan_widths, grid=args.grid, generator=gen, x=x_train, device=device
+        )
+        return model, reg
+
+    model, log = train_with_restarts(
+        build,
+        data,
+        steps=args.steps,
+        restarts=args.restarts,
+        grids=(args.grid,),
+        log_every=args.log_every,
+        quiet=args.quiet,
+        fit_options={
+            "optimizer": args.optimizer,
+            "lr": args.lr,
+            "batch_size": args.batch_size,
+            "weight_decay": args.weight_decay,
+            "seed": args.seed,
+        },
+    )
+    model = model.cpu()
+    extra: dict[str, Any] = {
+        "steps": log["steps"],
+        "restart_objectives": log["restart_objectives"],
+        "restart_chosen": log.get("restart_chosen", 0),
+    }
+    if args.prune:
+        pr = model.energy_net.prune(x_train.cpu())
+        extra["pruned_edges"] = [list(e) for e in pr.edges]
+        extra["pruned_nodes"] = [list(n) for n in pr.nodes]
+    state = {
+        "model": model.state_dict(),
+        "step": log["steps"],
+        "history": log["history"],
+        "settings": {k: cfg[k] for k in ("optimizer", "lr", "steps", "weight_decay", "seed")},
+        "config": cfg,
+    }
+    atomic_write(out / CHECKPOINT, lambda p: torch.save(state, p))
+    _write_log(out / LOG, log["history"])
+    save_kan_run(out / "kan_run.pt", model, data)
+    if not args.quiet:
+        if args.restarts > 1:
+            objectives = ", ".join(f"{v:.3e}" for v in log["restart_objectives"])
+            print(f"restarts: objectives [{objectives}]; kept #{extra['restart_chosen']}")
+        if args.prune:
+            print(f"pruned edges {extra['pruned_edges']}, nodes {extra['pruned_nodes']}")
+    return FitResult(model=model, history=log["history"], seconds=log["seconds"]), extra
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .data._io import atomic_write_json
-    from .experiments.reproduce import build_model, check_out_dir, resolve_device
+    from .evaluate import loss_metrics
+    from .experiments.reproduce import check_out_dir, resolve_device
     from .report import loss_curves, provenance
     from .systems import get_system
     from .train import fit
 
+    _resolve_train_args(args)
     out = Path(args.out)
     check_out_dir(out)
     device = resolve_device(args.device)
     if args.system != "real-pendulum":
-        get_system(args.system)  # validate the name before any work
-    cfg = {
+        dim = 2 * get_system(args.system).dof  # validate the name before any work
+    else:
+        dim = 2
+    if args.model == "kan" and args.kan_widths[0] != dim:
+        raise HnnkitValueError(
+            f"--kan-widths must start with the {dim} phase-space coordinates of {args.system}, "
+            f"got {','.join(map(str, args.kan_widths))}; e.g. --kan-widths {dim},1,1"
+        )
+    cfg: dict[str, Any] = {
         "system": args.system,
         "model": args.model,
         "seed": args.seed,
@@ -81,47 +250,55 @@ def cmd_train(args: argparse.Namespace) -> int:
         "noise_std": args.noise_std,
         "optimizer": args.optimizer,
     }
+    if args.model == "kan":
+        del cfg["hidden"], cfg["activation"]
+        cfg["kan"] = _kan_config(args)
     data = _dataset_from_config(cfg)
-    model = build_model(args.model, data.dim, args.hidden, args.seed, args.activation).to(device)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
         out / "config.json", {**cfg, "dataset": data.config, "provenance": provenance()}
     )
-    res = fit(
-        model,
-        data,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        steps=args.steps,
-        batch_size=args.batch_size,
-        weight_decay=args.weight_decay,
-        seed=args.seed,
-        log_every=args.log_every,
-        run_dir=out,
-        resume=args.resume,
-        quiet=args.quiet,
-        config=cfg,
-    )
-    from .evaluate import loss_metrics
-
-    metrics = {k: v for k, v in loss_metrics(res.model, data).items()}
+    extra: dict[str, Any] = {}
+    if args.model == "kan":
+        res, extra = _train_kan(args, cfg, data, device, out)
+    else:
+        model = model_from_config(cfg, data.dim).to(device)
+        res = fit(
+            model,
+            data,
+            optimizer=args.optimizer,
+            lr=args.lr,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            weight_decay=args.weight_decay,
+            seed=args.seed,
+            log_every=args.log_every,
+            run_dir=out,
+            resume=args.resume,
+            quiet=args.quiet,
+            config=cfg,
+        )
+    metrics: dict[str, Any] = dict(loss_metrics(res.model, data))
     metrics["train_seconds"] = res.seconds
+    if extra:
+        metrics["kan"] = extra
     atomic_write_json(out / "metrics.json", metrics)
     loss_curves(
         {args.model: res.history}, out / "loss", title=f"{args.system} {args.model}: loss vs step"
     )
     if not args.quiet:
-        print(
-            f"train loss {res.train_loss:.4e}  test loss {res.test_loss:.4e}  ({res.seconds:.1f} s)"
-        )
-        print(f"wrote {out}/config.json, checkpoint.pt, log.csv, metrics.json, loss.png")
+        train, test = metrics["train_loss"]["mean"], metrics["test_loss"]["mean"]
+        print(f"train loss {train:.4e}  test loss {test:.4e}  ({res.seconds:.1f} s)")
+        files = "config.json, checkpoint.pt, log.csv, metrics.json, loss.png"
+        if args.model == "kan":
+            files += f", kan_run.pt; `hnnkit symbolic {out}` prints its formula"
+        print(f"wrote {out}/{files}")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .data._io import atomic_write_json
     from .evaluate import evaluate_corrected, loss_metrics
-    from .experiments.reproduce import build_model
     from .experiments.tasks import TASKS
     from .report import rollout_panels
     from .systems import get_system
@@ -141,9 +318,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         ) from exc
     state = load_checkpoint(run / "checkpoint.pt")
     data = _dataset_from_config(cfg)
-    model = build_model(
-        cfg["model"], data.dim, tuple(cfg["hidden"]), cfg["seed"], cfg.get("activation", "tanh")
-    )
+    model = model_from_config(cfg, data.dim)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
@@ -172,6 +347,67 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+RUN_FILE = "kan_run.pt"
+
+
+def _kan_run_file(run: Path) -> Path:
+    """The ``kan_run.pt`` of ``run`` (a run directory or the file itself), or a helpful error."""
+    train_hint = f"train one with `hnnkit train --system spring --model kan --out {run}`"
+    if run.is_file():
+        return run
+    if not run.is_dir():
+        raise DataFileError(f"{run} does not exist; {train_hint}")
+    path = run / RUN_FILE
+    if path.is_file():
+        return path
+    cfg_path = run / "config.json"
+    if cfg_path.is_file():
+        try:
+            cfg = json.loads(cfg_path.read_text())
+            model, system = cfg.get("model"), cfg.get("system", "spring")
+        except (ValueError, AttributeError):
+            model = None
+        if model is not None and model != "kan":
+            raise DataFileError(
+                f"{run} is a --model {model} run; symbolic extraction needs a KAN energy: train "
+                f"one with `hnnkit train --system {system} --model kan --out {run}-kan`"
+            )
+    nested = sorted(p.parent for p in run.glob(f"*/{RUN_FILE}"))
+    if nested:
+        raise DataFileError(
+            f"{run} holds no {RUN_FILE}, but these subdirectories do: "
+            f"{', '.join(str(p) for p in nested)}; pass one of them"
+        )
+    raise DataFileError(f"{run} holds no {RUN_FILE} (a trained KAN); {train_hint}")
+
+
+def cmd_symbolic(args: argparse.Namespace) -> int:
+    from .data._io import atomic_write_json
+    from .symbolic import DEFAULT_LIBRARY, POLYNOMIAL_LIBRARY, extract_from_run
+
+    path = _kan_run_file(Path(args.run_dir))
+    library = POLYNOMIAL_LIBRARY if args.library == "polynomial" else DEFAULT_LIBRARY
+    sym = extract_from_run(path, library=library)
+    info = sym.to_dict()
+    if args.json:
+        atomic_write_json(args.json, info)
+    print(sym)
+    print(f"raw refit: H = {info['formula_raw']}")
+    print("coefficients (raw; '1' is the constant, which has no effect on the dynamics):")
+    for term, value in info["coefficients"].items():
+        print(f"  {term:<16} {value: .12g}")
+    print(f"LaTeX: {sym.latex()}")
+    losses = info["losses"]
+    print(f"HNN loss of H: train {losses['nice_train']:.3e}  test {losses['nice_test']:.3e}")
+    print("edge fits (layer, input, output):")
+    for e in sym.edges:
+        print(f"  ({e.layer}, {e.i}, {e.j})  {e.name:<8} R² = {e.r2:.8f}  {e.expr}")
+    if args.python:
+        print()
+        print(sym.python_source(), end="")
+    return 0
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .experiments.reproduce import reproduce
 
@@ -190,7 +426,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="hnnkit", description="Hamiltonian neural networks: train, evaluate, reproduce."
+        prog="hnnkit",
+        description="Hamiltonian neural networks: train, evaluate, reproduce, extract a formula.",
     )
     p.add_argument(
         "--threads", type=int, default=1, help="torch intra-op threads (default 1; see README)"
@@ -204,14 +441,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train one model on one system")
     t.add_argument("--system", required=True, help="a name from `hnnkit systems`, or real-pendulum")
-    t.add_argument("--model", choices=["hnn", "baseline"], default="hnn")
+    t.add_argument(
+        "--model",
+        choices=list(TRAIN_DEFAULTS),
+        default="hnn",
+        help="hnn, baseline or kan (an HNN whose energy is a Kolmogorov–Arnold network)",
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", required=True, help="run directory (created)")
-    t.add_argument("--steps", type=int, default=2000)
+    t.add_argument("--steps", type=int, default=None, help="default 2000 (100 for --model kan)")
     t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--optimizer", choices=["adam", "lbfgs"], default="adam")
+    t.add_argument(
+        "--optimizer",
+        choices=["adam", "lbfgs"],
+        default=None,
+        help="default adam (lbfgs, full batch, for --model kan)",
+    )
     t.add_argument("--batch-size", type=int, default=None, help="default: full batch")
-    t.add_argument("--weight-decay", type=float, default=1e-4)
+    t.add_argument(
+        "--weight-decay", type=float, default=None, help="default 1e-4 (0 for --model kan)"
+    )
     t.add_argument("--hidden", type=_hidden, default=(200, 200), help="hidden sizes, e.g. 200,200")
     t.add_argument("--activation", default="tanh", choices=["tanh", "relu", "softplus", "silu"])
     t.add_argument("--n-trajectories", type=int, default=None)
@@ -221,12 +470,61 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    k = t.add_argument_group("KAN options (--model kan only)")
+    k.add_argument(
+        "--kan-widths",
+        type=_int_list("--kan-widths", "2,1,2"),
+        default=None,
+        help="node counts, inputs to outputs; the energy is the last output "
+        "(default 2,1,2, the seed report's, whose output 0 is unused)",
+    )
+    k.add_argument("--grid", type=int, default=None, help="spline intervals per edge (default 5)")
+    k.add_argument(
+        "--l1",
+        type=float,
+        default=None,
+        metavar="LAMBDA",
+        help="L1 weight on the mean |activation| of the edges (default 0; the seed's is 5e-5)",
+    )
+    k.add_argument(
+        "--restarts",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train N initialisations for a quarter of the steps, keep the one with the lowest "
+        "training objective and continue it (default 1); candidate r uses seed 1000*SEED + r",
+    )
+    k.add_argument(
+        "--prune",
+        action="store_true",
+        default=None,
+        help="after training, mask edges whose mean |activation| is below 0.01, and dead nodes",
+    )
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="metrics and figures for a trained run directory")
     e.add_argument("run_dir")
     e.add_argument("--t-span", type=float, nargs=2, default=None, metavar=("START", "END"))
     e.set_defaults(func=cmd_evaluate)
+
+    y = sub.add_parser(
+        "symbolic", help="print the closed-form H(q, p) extracted from a trained KAN run"
+    )
+    y.add_argument(
+        "run_dir",
+        help="a directory holding kan_run.pt: `hnnkit train --model kan --out DIR`, or a "
+        "kan-spring model directory such as OUT/kan-hnn",
+    )
+    y.add_argument(
+        "--library",
+        choices=["default", "polynomial"],
+        default="default",
+        help="edge functions to try: default (polynomials, sin, cos, exp, log, sqrt, tanh, 1/x) "
+        "or polynomial (x, x², x³, x⁴)",
+    )
+    y.add_argument("--python", action="store_true", help="also print H as Python (torch) source")
+    y.add_argument("--json", metavar="FILE", default=None, help="also write the result as JSON")
+    y.set_defaults(func=cmd_symbolic)
 
     r = sub.add_parser("reproduce", help="regenerate Table 1, the figures and report.html")
     r.add_argument("--tasks", default=None, help="comma-separated; default all")

@@ -4,14 +4,18 @@ from .autoencoder import MLPAutoencoder as MLPAutoencoder
 from .autoencoder import PixelHNN as PixelHNN
 from .baseline import Baseline as Baseline
 from .hnn import HNN as HNN
+from .kan import KAN as KAN
+from .kan import kan_regularizer as kan_regularizer
 from .mlp import ACTIVATIONS as ACTIVATIONS
 from .mlp import MLP as MLP
 
 __all__ = [
     "ACTIVATIONS",
     "HNN",
+    "KAN",
     "MLP",
     "Baseline",
     "MLPAutoencoder",
     "PixelHNN",
+    "kan_regularizer",
 ]

@@ -1,0 +1,958 @@
+r"""From a trained KAN to a closed-form Hamiltonian.
+
+The pipeline (``extract_hamiltonian``):
+
+1. **Edge fits.** Every live edge :math:`\phi_{l,i,j}` that feeds the energy output is
+   sampled on the range its input takes on the data and matched against a library of
+   functions. Polynomials are solved exactly by least squares; any other library function
+   :math:`f` is fitted in affine-in/affine-out form :math:`c\,f(a x + b) + d` (a grid
+   search over :math:`(a, b)` with the optimal :math:`(c, d)` in closed form, then a local
+   least-squares polish).
+2. **Occam's razor.** Among the candidates whose :math:`R^2` is within ``occam_tol`` of the
+   best, the least complex wins; ties go to the earlier library entry (polynomials come
+   first). Without it noisy data pick :math:`\cos(ax+b)` over :math:`x^2`.
+3. **Composition.** The edge formulas are composed layer by layer into a SymPy :math:`H(q, p)`
+   and expanded.
+4. **Refit.** Every floating-point number in :math:`H` becomes a free coefficient and is
+   refitted under the HNN loss, the mean squared error of :math:`J\nabla H` against the
+   target derivatives, by L-BFGS.
+5. **Occam on the formula.** Whole terms are dropped, smallest first, when the refitted rest
+   keeps the HNN loss within 2 % (``drop_rtol``); noisy data otherwise keep small terms
+   such as :math:`q^4` that fit the noise.
+6. **Presentation.** Coefficients are rounded to "nice" values (0, integers, then 1–3
+   decimals) one at a time, each only if the HNN loss stays within tolerance. Both the raw
+   refitted and the rounded expressions are returned.
+
+The result exports to SymPy, LaTeX, Python source and a torch function, and wraps as a
+:class:`hnnkit.systems.Custom` system for rollouts.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sympy
+import torch
+from torch import Tensor, nn
+
+from .errors import HnnkitValueError, UnknownNameError
+from .models.kan import KAN, find_kan
+from .phase_space import symplectic
+from .systems.custom import Custom, sympy_to_torch
+
+X = sympy.Symbol("x", real=True)
+"""The dummy variable of edge formulas."""
+_NUMBER_PLACEHOLDER = sympy.Symbol("_c")
+
+
+@dataclass(frozen=True)
+class LibraryFunction:
+    """One entry of the function library.
+
+    Attributes:
+        name: the library key.
+        sympy_fn: SymPy function of one argument.
+        numpy_fn: the same function on numpy arrays.
+        complexity: the Occam cost; lower is simpler.
+        degree: polynomial degree for polynomial entries (fitted exactly, no affine input),
+            else ``None``.
+        derivative: the derivative on numpy arrays (used by the local polish).
+        domain: predicate on the argument values, ``None`` when defined everywhere.
+    """
+
+    name: str
+    sympy_fn: Callable[[sympy.Expr], sympy.Expr]
+    numpy_fn: Callable[[np.ndarray], np.ndarray]
+    complexity: float
+    degree: int | None = None
+    derivative: Callable[[np.ndarray], np.ndarray] | None = None
+    domain: Callable[[np.ndarray], np.ndarray] | None = None
+
+
+def _poly(n: int) -> LibraryFunction:
+    return LibraryFunction(f"x^{n}" if n > 1 else "x", lambda z: z**n, lambda z: z**n, float(n), n)
+
+
+#: Every known library function, polynomials first.
+LIBRARY: dict[str, LibraryFunction] = {
+    f.name: f
+    for f in [
+        _poly(1),
+        _poly(2),
+        _poly(3),
+        _poly(4),
+        LibraryFunction("sin", sympy.sin, np.sin, 2.0, derivative=np.cos),
+        LibraryFunction("cos", sympy.cos, np.cos, 2.0, derivative=lambda z: -np.sin(z)),
+        LibraryFunction("exp", sympy.exp, np.exp, 2.0, derivative=np.exp),
+        LibraryFunction(
+            "log", sympy.log, np.log, 2.0, derivative=lambda z: 1 / z, domain=lambda z: z > 1e-8
+        ),
+        LibraryFunction(
+            "sqrt",
+            sympy.sqrt,
+            np.sqrt,
+            2.0,
+            derivative=lambda z: 0.5 / np.sqrt(z),
+            domain=lambda z: z > 1e-8,
+        ),
+        LibraryFunction("tanh", sympy.tanh, np.tanh, 3.0, derivative=lambda z: 1 - np.tanh(z) ** 2),
+        LibraryFunction(
+            "1/x",
+            lambda z: 1 / z,
+            lambda z: 1 / z,
+            2.0,
+            derivative=lambda z: -1 / z**2,
+            domain=lambda z: np.abs(z) > 1e-3,
+        ),
+        LibraryFunction("abs", sympy.Abs, np.abs, 3.0, derivative=np.sign),
+    ]
+}
+#: The default library: polynomials up to degree 4, then sin, cos, exp, log, sqrt, tanh, 1/x.
+DEFAULT_LIBRARY: tuple[str, ...] = (
+    "x",
+    "x^2",
+    "x^3",
+    "x^4",
+    "sin",
+    "cos",
+    "exp",
+    "log",
+    "sqrt",
+    "tanh",
+    "1/x",
+)
+#: Polynomials only: the safe choice for noisy data when the answer is known to be polynomial.
+POLYNOMIAL_LIBRARY: tuple[str, ...] = ("x", "x^2", "x^3", "x^4")
+
+
+# -- one edge -------------------------------------------------------------------------------
+@dataclass
+class EdgeFit:
+    r"""The formula chosen for one KAN edge.
+
+    Attributes:
+        layer, i, j: the edge (layer index, input node, output node).
+        name: the library entry (``"0"`` for a masked edge, ``"const"`` for a flat one).
+        expr: the fitted formula in :data:`X`, with floating-point coefficients.
+        r2: coefficient of determination of the chosen fit on the samples.
+        complexity: the chosen entry's complexity.
+        candidates: ``name → R²`` of every library entry tried.
+    """
+
+    layer: int
+    i: int
+    j: int
+    name: str
+    expr: sympy.Expr
+    r2: float
+    complexity: float
+    candidates: dict[str, float] = field(default_factory=dict)
+
+
+def _r2(y: np.ndarray, pred: np.ndarray) -> float:
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    ss_res = float(((y - pred) ** 2).sum())
+    return 1.0 - ss_res / ss_tot if ss_tot > 0 else (1.0 if ss_res == 0 else -math.inf)
+
+
+def _fit_polynomial(x: np.ndarray, y: np.ndarray, degree: int) -> tuple[sympy.Expr, float]:
+    # Polynomial.fit solves on a scaled domain (well conditioned); convert() maps back to x.
+    poly = np.polynomial.Polynomial.fit(x, y, degree)
+    coef = poly.convert().coef
+    expr = sum((sympy.Float(float(c)) * X**n for n, c in enumerate(coef)), sympy.Integer(0))
+    return expr, _r2(y, poly(x))
+
+
+def _fit_affine_function(
+    x: np.ndarray, y: np.ndarray, fn: LibraryFunction, a_max: float, n_grid: int
+) -> tuple[sympy.Expr | None, float]:
+    """Fit ``c*f(a*t + b) + d`` with ``t`` the standardised input; return the expression in x."""
+    mu, sd = float(x.mean()), float(x.std()) or 1.0
+    t = (x - mu) / sd
+    a = np.linspace(-a_max, a_max, n_grid)
+    b = np.linspace(-a_max, a_max, n_grid)
+    arg = a[:, None, None] * t[None, None, :] + b[None, :, None]
+    with np.errstate(all="ignore"):
+        ok = np.ones(arg.shape[:2], dtype=bool) if fn.domain is None else fn.domain(arg).all(-1)
+        f = np.where(ok[..., None], fn.numpy_fn(np.where(ok[..., None], arg, 1.0)), 0.0)
+        fc = f - f.mean(-1, keepdims=True)
+        yc = y - y.mean()
+        cov = (fc * yc).sum(-1)
+        var_f = (fc**2).sum(-1)
+        r2_grid = np.where(
+            ok & (var_f > 1e-12) & np.isfinite(var_f),
+            cov**2 / (var_f * (yc**2).sum() + 1e-300),
+            -np.inf,
+        )
+    if not np.isfinite(r2_grid).any():
+        return None, -math.inf
+    ia, ib = np.unravel_index(np.argmax(r2_grid), r2_grid.shape)
+    a0, b0 = a[ia], b[ib]
+    c0 = cov[ia, ib] / var_f[ia, ib]
+    d0 = y.mean() - c0 * f[ia, ib].mean()
+
+    theta = _levenberg_marquardt(t, y, fn, np.array([a0, b0, c0, d0], dtype=np.float64))
+    aa, bb, cc, dd = (float(v) for v in theta)
+    pred = cc * fn.numpy_fn(aa * t + bb) + dd
+    if not np.isfinite(pred).all():
+        return None, -math.inf
+    scale, shift, sympy_fn = aa / sd, bb - aa * mu / sd, fn.sympy_fn
+    if fn.name in ("sin", "cos"):
+        sympy_fn, scale, shift, cc = _canonical_sinusoid(fn.name, scale, shift, cc)
+    expr = sympy.Float(cc) * sympy_fn(sympy.Float(scale) * X + sympy.Float(shift)) + sympy.Float(dd)
+    return expr, _r2(y, pred)
+
+
+def _canonical_sinusoid(name: str, a: float, b: float, c: float) -> tuple[Any, float, float, float]:
+    """Rewrite ``c*sin(a x + b)`` or ``c*cos(a x + b)`` with ``a > 0`` and the smallest phase.
+
+    The result uses cos or sin, whichever needs a phase in ``[-pi/4, pi/4]``, so that the same
+    function gets the same formula whether it was found as a sine or a cosine.
+    """
+    if name == "sin":  # sin(z) = cos(z - pi/2)
+        b -= math.pi / 2
+    if a < 0:  # cos is even
+        a, b = -a, -b
+    b = math.remainder(b, 2 * math.pi)  # (-pi, pi]
+    if abs(b) > math.pi / 2:  # cos(z + pi) = -cos(z)
+        c, b = -c, b - math.copysign(math.pi, b)
+    if b > math.pi / 4:  # cos(z + b) = -sin(z + b - pi/2)
+        return sympy.sin, a, b - math.pi / 2, -c
+    if b < -math.pi / 4:  # cos(z + b) = sin(z + b + pi/2)
+        return sympy.sin, a, b + math.pi / 2, c
+    return sympy.cos, a, b, c
+
+
+def _levenberg_marquardt(
+    t: np.ndarray, y: np.ndarray, fn: LibraryFunction, theta: np.ndarray, iters: int = 100
+) -> np.ndarray:
+    """Polish ``(a, b, c, d)`` of ``c*f(a*t + b) + d`` by Levenberg–Marquardt with the analytic Jacobian."""
+
+    def sse_of(th: np.ndarray) -> float:
+        z = th[0] * t + th[1]
+        if fn.domain is not None and not fn.domain(z).all():
+            return math.inf
+        with np.errstate(all="ignore"):
+            r = th[2] * fn.numpy_fn(z) + th[3] - y
+        v = float(r @ r)
+        return v if math.isfinite(v) else math.inf
+
+    sse, mu = sse_of(theta), 1e-3
+    if fn.derivative is None or not math.isfinite(sse):
+        return theta
+    for _ in range(iters):
+        z = theta[0] * t + theta[1]
+        with np.errstate(all="ignore"):
+            f, df = fn.numpy_fn(z), fn.derivative(z)
+        r = theta[2] * f + theta[3] - y
+        jac = np.stack([theta[2] * df * t, theta[2] * df, f, np.ones_like(t)], axis=1)
+        jtj, jtr = jac.T @ jac, jac.T @ r
+        improved = False
+        while mu < 1e10:
+            try:
+                step = np.linalg.solve(jtj + mu * np.diag(np.diag(jtj) + 1e-12), -jtr)
+            except np.linalg.LinAlgError:
+                mu *= 10
+                continue
+            new = sse_of(theta + step)
+            if new < sse:
+                theta, improved = theta + step, True
+                done = sse - new <= 1e-15 * (1 + sse)
+                sse, mu = new, max(mu / 3, 1e-12)
+                break
+            mu *= 4
+        if not improved or done:
+            break
+    return theta
+
+
+def fit_edge(
+    x: Tensor | np.ndarray,
+    y: Tensor | np.ndarray,
+    *,
+    library: Sequence[str] = DEFAULT_LIBRARY,
+    occam_tol: float = 1e-3,
+    a_max: float = 5.0,
+    n_grid: int = 31,
+) -> tuple[str, sympy.Expr, float, float, dict[str, float]]:
+    r"""Choose the simplest library formula for samples ``y = phi(x)`` of one edge.
+
+    Polynomials of degree ``n`` are fitted exactly by least squares. Other entries ``f`` are
+    fitted as :math:`c\,f(a\tilde x + b) + d` on the standardised input
+    :math:`\tilde x = (x - \bar x)/\sigma_x`: an ``n_grid × n_grid`` search over
+    :math:`a, b \in [-a_{max}, a_{max}]` (with the best :math:`c, d` in closed form), then a
+    Levenberg–Marquardt polish. The winner is the least complex entry whose :math:`R^2` is at
+    least the best :math:`R^2` minus ``occam_tol``; ties go to the earlier library entry.
+    Entries are tried from the simplest, and the search stops as soon as the current choice
+    has :math:`R^2 \ge 1 - \text{occam\_tol}` (no later entry could displace it), so
+    ``candidates`` may not list every entry.
+
+    Args:
+        x: sample inputs, 1-D (at least 5 distinct points).
+        y: sample outputs, same length.
+        library: names from :data:`LIBRARY`, in order of preference (default
+            :data:`DEFAULT_LIBRARY`).
+        occam_tol: :math:`R^2` tolerance (default 1e-3).
+        a_max: half-width of the search over the inner scale and shift (default 5).
+        n_grid: grid points per axis of that search (default 31).
+
+    Returns:
+        ``(name, expr, r2, complexity, candidates)``: the chosen entry, its formula in
+        :data:`X`, its :math:`R^2`, its complexity, and ``name → R²`` for all entries.
+
+    Raises:
+        HnnkitValueError: on mismatched or too short samples, a non-finite value, or a
+            negative tolerance.
+        UnknownNameError: on a library name not in :data:`LIBRARY`.
+    """
+    xs = np.asarray(x.detach().cpu() if isinstance(x, Tensor) else x, dtype=np.float64).ravel()
+    ys = np.asarray(y.detach().cpu() if isinstance(y, Tensor) else y, dtype=np.float64).ravel()
+    if xs.shape != ys.shape or len(np.unique(xs)) < 5:
+        raise HnnkitValueError(
+            f"fit_edge needs matching 1-D samples with at least 5 distinct x, got {xs.shape} and {ys.shape}"
+        )
+    if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
+        raise HnnkitValueError("fit_edge samples contain NaN or infinite values")
+    if not occam_tol >= 0:
+        raise HnnkitValueError(f"occam_tol must be >= 0, got {occam_tol!r}")
+    library = list(library)
+    for name in library:
+        if name not in LIBRARY:
+            raise UnknownNameError("library function", name, LIBRARY)
+    if not library:
+        raise HnnkitValueError(
+            "library must name at least one function, e.g. hnnkit.symbolic.DEFAULT_LIBRARY"
+        )
+    # Simplest first; once the current choice has R² >= 1 - occam_tol nothing later can win.
+    order = sorted(library, key=lambda n: (LIBRARY[n].complexity, library.index(n)))
+    fits: dict[str, tuple[sympy.Expr, float]] = {}
+    chosen = order[0]
+    for name in order:
+        fn = LIBRARY[name]
+        if fn.degree is not None:
+            fits[name] = _fit_polynomial(xs, ys, fn.degree)
+        else:
+            expr, r2 = _fit_affine_function(xs, ys, fn, a_max, n_grid)
+            if expr is not None:
+                fits[name] = (expr, r2)
+        if not fits:
+            continue
+        best = max(r2 for _, r2 in fits.values())
+        chosen = next(n for n in order if n in fits and fits[n][1] >= best - occam_tol)
+        if fits[chosen][1] >= 1 - occam_tol:
+            break
+    candidates = {name: r2 for name, (_, r2) in fits.items()}
+    expr, r2 = fits[chosen]
+    complexity = LIBRARY[chosen].complexity
+    if chosen in ("sin", "cos"):  # the canonical form may have switched between the two
+        chosen = "cos" if expr.atoms(sympy.cos) else "sin"
+    return chosen, expr, r2, complexity, candidates
+
+
+# -- the whole network ----------------------------------------------------------------------
+@dataclass
+class SymbolicHamiltonian:
+    r"""A closed-form Hamiltonian extracted from a KAN.
+
+    Attributes:
+        expr: the final :math:`H`, with the raw coefficients of its last refit under the HNN
+            loss (after the negligible terms of ``full`` were dropped).
+        nice: ``expr`` with coefficients rounded for presentation (the HNN loss stays within
+            tolerance of ``expr``'s).
+        composed: :math:`H` as composed from the edge fits, before any refit.
+        full: ``composed`` after the refit, every term kept.
+        symbols: the phase-space symbols ``(q, p)`` (``q1..qn, p1..pn`` for ``n > 1``).
+        edges: the :class:`EdgeFit` of every edge that feeds the energy.
+        losses: HNN losses (derivative MSE) on the train and test data of ``composed``,
+            ``full``, ``expr`` and ``nice``: keys ``composed_train``, ``full_train``,
+            ``refit_train`` (of ``expr``), ``nice_train`` and the same with ``_test``
+            (``nan`` when no test data were given).
+        dropped: the terms of ``full`` that were dropped.
+    """
+
+    expr: sympy.Expr
+    nice: sympy.Expr
+    composed: sympy.Expr
+    symbols: tuple[sympy.Symbol, ...]
+    full: sympy.Expr | None = None
+    edges: list[EdgeFit] = field(default_factory=list)
+    losses: dict[str, float] = field(default_factory=dict)
+    dropped: list[sympy.Expr] = field(default_factory=list)
+
+    @property
+    def dof(self) -> int:
+        """Degrees of freedom ``n``."""
+        return len(self.symbols) // 2
+
+    def coefficients(self, *, nice: bool = False) -> dict[str, float]:
+        """Term → coefficient of the expanded expression, e.g. ``{"q**2": 1.0000002, "p**2": 0.9999998, "1": 0.92}``.
+
+        The key ``"1"`` holds the additive constant (it has no effect on the dynamics).
+        """
+        e = self.nice if nice else self.expr
+        out = {str(term): float(c) for term, c in sympy.expand(e).as_coefficients_dict().items()}
+        return dict(sorted(out.items(), key=lambda kv: (kv[0] == "1", kv[0])))
+
+    def latex(self, *, nice: bool = True) -> str:
+        """LaTeX of ``H = ...``."""
+        return "H = " + sympy.latex(self.nice if nice else self.expr)
+
+    def __str__(self) -> str:
+        return f"H = {self.nice}"
+
+    def python_source(self, *, nice: bool = True, name: str = "hamiltonian") -> str:
+        """Source of a Python function ``name(q, p)`` over torch tensors that returns :math:`H`."""
+        from sympy.printing.pytorch import torch_code
+
+        args = ", ".join(s.name for s in self.symbols)
+        body = torch_code(self.nice if nice else self.expr)
+        return f"import torch\n\n\ndef {name}({args}):\n    return {body}\n"
+
+    def torch_function(self, *, nice: bool = False) -> Callable[[Tensor], Tensor]:
+        """A differentiable torch function ``x (..., 2n) → H (...)`` (any dtype and device)."""
+        return sympy_to_torch(self.nice if nice else self.expr, list(self.symbols))
+
+    def to_system(self, *, nice: bool = False, **kwargs: Any) -> Custom:
+        """Wrap :math:`H` as a :class:`hnnkit.systems.Custom` system (e.g. to roll it out).
+
+        Args:
+            nice: use the rounded expression (default: the raw refit).
+            **kwargs: passed to :class:`~hnnkit.systems.Custom` (``radius_range``, ``t_span``, ...).
+        """
+        expr = self.nice if nice else self.expr
+        text = sympy.sstr(expr, full_prec=True)
+        kwargs.setdefault("name", "kan-symbolic")
+        return Custom(text, dof=self.dof, **kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary: formulas (str and LaTeX), raw and nice coefficients, losses, edges."""
+        return {
+            "formula": str(self.nice),
+            "formula_raw": sympy.sstr(self.expr, full_prec=True),
+            "latex": sympy.latex(self.nice),
+            "composed": str(self.composed),
+            "full": str(self.full if self.full is not None else self.expr),
+            "dropped_terms": [str(t) for t in self.dropped],
+            "coefficients": self.coefficients(),
+            "coefficients_nice": self.coefficients(nice=True),
+            "losses": dict(self.losses),
+            "edges": [
+                {"edge": [e.layer, e.i, e.j], "fit": e.name, "formula": str(e.expr), "r2": e.r2}
+                for e in self.edges
+            ],
+        }
+
+
+def phase_space_symbols(dof: int) -> tuple[sympy.Symbol, ...]:
+    """``(q, p)`` for one degree of freedom, else ``(q1..qn, p1..pn)`` (real symbols)."""
+    if dof == 1:
+        return (sympy.Symbol("q", real=True), sympy.Symbol("p", real=True))
+    return tuple(sympy.Symbol(f"{c}{i + 1}", real=True) for c in "qp" for i in range(dof))
+
+
+def _as_data(data: Any) -> tuple[Tensor, Tensor, Tensor | None, Tensor | None]:
+    if hasattr(data, "split") and hasattr(data, "test_mask"):
+        x, dx = data.split("train")
+        xt, dxt = data.split("test")
+        return x, dx, xt, dxt
+    if isinstance(data, tuple | list) and len(data) in (2, 4):
+        return (*data, *([None, None] if len(data) == 2 else []))  # type: ignore[return-value]
+    raise HnnkitValueError(
+        "data must be a hnnkit Dataset, (x, dx) or (x, dx, x_test, dx_test) with states (N, 2n) "
+        f"and derivatives (N, 2n); got {type(data).__name__}"
+    )
+
+
+def _live_edges(kan: KAN, output_index: int) -> set[tuple[int, int, int]]:
+    """Unmasked edges that lie on a path to ``output_index``."""
+    live: set[tuple[int, int, int]] = set()
+    wanted = {output_index}
+    for layer in reversed(range(kan.depth)):
+        mask = kan.act_fun[layer].mask
+        nxt = set()
+        for i in range(kan.widths[layer]):
+            for j in wanted:
+                if mask[i, j] != 0:
+                    live.add((layer, i, j))
+                    nxt.add(i)
+        wanted = nxt
+    return live
+
+
+def hnn_loss_fn(expr: sympy.Expr, symbols: Sequence[sympy.Symbol], x: Tensor, dx: Tensor) -> float:
+    r"""HNN loss of a closed-form :math:`H`: mean squared error of :math:`J\nabla H(x)` against ``dx``."""
+    fn = sympy_to_torch(expr, list(symbols))
+    xx = x.detach().to(torch.float64).requires_grad_(True)
+    with torch.enable_grad():
+        h = fn(xx)
+        if not h.requires_grad:  # a constant H
+            return float(dx.to(torch.float64).pow(2).mean())
+        (g,) = torch.autograd.grad(h.sum(), xx)
+    return float((symplectic(g) - dx.to(torch.float64)).pow(2).mean())
+
+
+def _parametrize(expr: sympy.Expr, values: list[float]) -> sympy.Expr:
+    """Replace every Float occurrence by its own symbol ``_theta_k`` (equal values stay independent)."""
+    if isinstance(expr, sympy.Float):
+        values.append(float(expr))
+        return sympy.Symbol(f"_theta_{len(values) - 1}")
+    if not expr.args:
+        return expr
+    return expr.func(*[_parametrize(a, values) for a in expr.args])
+
+
+def refit_coefficients(
+    expr: sympy.Expr,
+    symbols: Sequence[sympy.Symbol],
+    x: Tensor,
+    dx: Tensor,
+    *,
+    max_iter: int = 500,
+) -> tuple[sympy.Expr, float]:
+    r"""Refit every floating-point number of ``expr`` under the HNN loss.
+
+    Each occurrence of a :class:`sympy.Float` becomes its own parameter :math:`\theta_k`, and
+    :math:`\frac{1}{N}\sum\lVert J\nabla_x H_\theta(x) - \dot x\rVert^2` is minimised by
+    full-batch L-BFGS (strong Wolfe, float64) in rounds of 25 iterations, until a round
+    lowers the loss by less than 0.1 % or the loss reaches float64 resolution. An additive
+    constant has zero gradient and keeps its value.
+
+    Args:
+        expr: the expression in ``symbols``.
+        symbols: the phase-space symbols, in the order of the state's last axis.
+        x: states ``(N, 2n)``.
+        dx: target derivatives ``(N, 2n)``.
+        max_iter: at most this many L-BFGS iterations (default 500).
+
+    Returns:
+        ``(refitted expression, its HNN loss)``; the input expression if the refit does not
+        lower the loss.
+    """
+    floats: list[float] = []
+    templ = _parametrize(expr, floats)
+    if not floats:
+        return expr, hnn_loss_fn(expr, symbols, x, dx)
+    thetas = [sympy.Symbol(f"_theta_{k}") for k in range(len(floats))]
+    fn = sympy_to_torch(templ, [*symbols, *thetas])
+    xx = x.detach().to(torch.float64)
+    target = dx.detach().to(torch.float64)
+    theta = nn.Parameter(torch.tensor(floats, dtype=torch.float64))
+
+    def loss_of(th: Tensor) -> Tensor:
+        xi = xx.clone().requires_grad_(True)
+        aug = torch.cat([xi, th.expand(xi.shape[0], -1)], dim=-1)
+        h = fn(aug)
+        (g,) = torch.autograd.grad(h.sum(), xi, create_graph=True)
+        return (symplectic(g) - target).pow(2).mean()
+
+    with torch.enable_grad():
+        start = float(loss_of(theta).detach())
+        chunk = 25
+        opt = torch.optim.LBFGS(
+            [theta],
+            lr=1.0,
+            max_iter=chunk,
+            history_size=50,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=1e-14,
+            tolerance_change=1e-18,
+        )
+
+        def closure() -> Tensor:
+            opt.zero_grad()
+            loss = loss_of(theta)
+            loss.backward()
+            return loss
+
+        floor = 1e-16 * float(target.pow(2).mean())  # float64 resolution of the loss
+        final = start
+        for _ in range(max(1, max_iter // chunk)):  # stop once a chunk no longer helps
+            opt.step(closure)
+            current = float(loss_of(theta).detach())
+            done = not math.isfinite(current) or current <= floor or final - current <= 1e-3 * final
+            final = current
+            if done:
+                break
+    if not (math.isfinite(final) and final <= start):
+        return expr, start
+    values = theta.detach().tolist()
+    return templ.xreplace({t: sympy.Float(v) for t, v in zip(thetas, values, strict=True)}), final
+
+
+def _nice_candidates(v: float) -> list[float]:
+    out = [0.0, float(round(v))]
+    out += [round(v, d) for d in (1, 2, 3)]
+    seen, uniq = set(), []
+    for c in out:
+        if c not in seen and c != v:
+            seen.add(c)
+            uniq.append(c)
+    return uniq
+
+
+def drop_terms(
+    expr: sympy.Expr,
+    symbols: Sequence[sympy.Symbol],
+    x: Tensor,
+    dx: Tensor,
+    *,
+    rtol: float = 0.02,
+    atol: float | None = None,
+    max_iter: int = 200,
+) -> tuple[sympy.Expr, float, list[sympy.Expr]]:
+    r"""Occam's razor on the whole formula: drop additive terms the HNN loss does not need.
+
+    The terms of ``expr`` (top-level summands, the constant excluded) are tried from the
+    smallest root-mean-square gradient :math:`\lVert\nabla T\rVert` on ``x`` up. A term is
+    removed when, after refitting the coefficients of the others
+    (:func:`refit_coefficients`), the HNN loss stays at most ``loss·(1 + rtol) + atol``, with
+    ``loss`` that of ``expr``. Noisy data otherwise keep small spurious terms (``q⁴``,
+    ``p²q²``, ...) that fit the noise.
+
+    Args:
+        expr, symbols, x, dx: as :func:`refit_coefficients`.
+        rtol: relative loss tolerance (default 0.02).
+        atol: absolute loss tolerance (default ``1e-9 · mean(dx²)``).
+        max_iter: L-BFGS iterations of each refit (default 200).
+
+    Returns:
+        ``(expression, its HNN loss, dropped terms)``.
+    """
+    target = dx.detach().to(torch.float64)
+    atol = 1e-9 * float(target.pow(2).mean()) if atol is None else atol
+    base = hnn_loss_fn(expr, symbols, x, dx)
+    limit = base * (1 + rtol) + atol
+    const, rest = expr.as_independent(*symbols, as_Add=True)
+    terms = list(sympy.Add.make_args(rest))
+    if len(terms) <= 1:
+        return expr, base, []
+    xx = x.detach().to(torch.float64)
+
+    def grad_rms(term: sympy.Expr) -> float:
+        fn = sympy_to_torch(term, list(symbols))
+        xi = xx.clone().requires_grad_(True)
+        with torch.enable_grad():
+            h = fn(xi)
+            if not h.requires_grad:
+                return 0.0
+            (g,) = torch.autograd.grad(h.sum(), xi)
+        return float(g.pow(2).sum(-1).mean().sqrt())
+
+    def shape(term: sympy.Expr) -> sympy.Expr:  # a term without its numbers
+        body = term.as_coeff_Mul()[1]
+        return body.xreplace({f: _NUMBER_PLACEHOLDER for f in body.atoms(sympy.Float)})
+
+    order = [shape(t) for t in sorted(terms, key=grad_rms)]
+    current, current_loss, dropped = expr, base, []
+    for key in order[:-1]:  # never drop every term
+        summands = sympy.Add.make_args(current.as_independent(*symbols, as_Add=True)[1])
+        keep = [t for t in summands if shape(t) != key]
+        if len(keep) == len(summands) or not keep:
+            continue
+        trial, loss = refit_coefficients(
+            sympy.Add(*keep) + const, symbols, x, dx, max_iter=max_iter
+        )
+        if loss <= limit:
+            dropped += [t for t in summands if shape(t) == key]
+            current, current_loss = trial, loss
+    return current, current_loss, dropped
+
+
+def round_coefficients(
+    expr: sympy.Expr,
+    symbols: Sequence[sympy.Symbol],
+    x: Tensor,
+    dx: Tensor,
+    *,
+    rtol: float = 0.01,
+    atol: float | None = None,
+) -> sympy.Expr:
+    """Round coefficients to nice values (0, integers, then 1–3 decimals) when the HNN loss allows.
+
+    Coefficients are visited from the largest magnitude down; each takes the first candidate
+    for which the HNN loss is at most ``loss·(1 + rtol) + atol`` (``loss`` of the unrounded
+    ``expr``). The additive constant has no effect on the loss; it is rounded to 4
+    significant digits. This is presentation only: keep the raw expression for numbers.
+
+    Args:
+        expr, symbols, x, dx: as :func:`refit_coefficients`.
+        rtol: relative loss tolerance (default 0.01).
+        atol: absolute loss tolerance (default ``1e-9 · mean(dx²)``).
+
+    Returns:
+        The rounded expression.
+    """
+    target = dx.detach().to(torch.float64)
+    atol = 1e-9 * float(target.pow(2).mean()) if atol is None else atol
+    base = hnn_loss_fn(expr, symbols, x, dx)
+    limit = base * (1 + rtol) + atol
+    const, rest = expr.as_independent(*symbols, as_Add=True)
+    current = rest
+    for f in sorted(rest.atoms(sympy.Float), key=lambda f: -abs(float(f))):
+        if f not in current.atoms(sympy.Float):
+            continue
+        for cand in _nice_candidates(float(f)):
+            trial = current.xreplace(
+                {f: sympy.Integer(int(cand)) if cand == int(cand) else sympy.Float(cand)}
+            )
+            if hnn_loss_fn(trial + const, symbols, x, dx) <= limit:
+                current = trial
+                break
+    if const != 0 and const.is_Number:
+        const = sympy.Float(float(f"{float(const):.4g}"))
+    return current + const
+
+
+def extract_hamiltonian(
+    model: nn.Module,
+    data: Any,
+    *,
+    output_index: int | None = None,
+    library: Sequence[str] = DEFAULT_LIBRARY,
+    occam_tol: float = 1e-3,
+    n_samples: int = 201,
+    refit: bool = True,
+    refit_iter: int = 500,
+    drop_rtol: float | None = 0.02,
+    round_rtol: float = 0.01,
+) -> SymbolicHamiltonian:
+    """Extract a closed-form :math:`H(q, p)` from a trained KAN (or an HNN whose energy net is one).
+
+    Args:
+        model: a :class:`~hnnkit.models.kan.KAN` or a model with ``energy_net`` a KAN (e.g.
+            ``HNN(2, energy_net=KAN([2, 1, 2]), output_index=1)``).
+        data: a :class:`~hnnkit.data.Dataset` (its train split drives the fits and the refit,
+            its test split is only scored), or ``(x, dx)``, or ``(x, dx, x_test, dx_test)``.
+        output_index: which KAN output is the energy (default: the model's
+            ``output_index``, else 0).
+        library: function library for the edges (default :data:`DEFAULT_LIBRARY`).
+        occam_tol: :math:`R^2` tolerance of the Occam rule (default 1e-3).
+        n_samples: points per edge, evenly spread over the range its input takes on the
+            training states (default 201).
+        refit: refit the free coefficients under the HNN loss (default ``True``).
+        refit_iter: L-BFGS iterations of that refit (default 500).
+        drop_rtol: relative loss tolerance for dropping whole terms after the refit (see
+            :func:`drop_terms`; default 0.02); ``None`` keeps every term.
+        round_rtol: relative loss tolerance of the presentation rounding (default 0.01).
+
+    Returns:
+        :class:`SymbolicHamiltonian`.
+
+    Raises:
+        HnnkitValueError: if ``model`` holds no KAN, the data do not match the KAN's input
+            size, ``output_index`` is out of range, or the energy output has no live edge.
+    """
+    kan = find_kan(model)
+    if output_index is None:
+        output_index = getattr(model, "output_index", None)
+        output_index = 0 if output_index is None else output_index
+    if not 0 <= output_index < kan.widths[-1]:
+        raise HnnkitValueError(f"output_index must be in [0, {kan.widths[-1]}), got {output_index}")
+    x, dx, x_test, dx_test = _as_data(data)
+    if x.ndim != 2 or x.shape[-1] != kan.widths[0] or x.shape[-1] % 2 or dx.shape != x.shape:
+        raise HnnkitValueError(
+            f"states and derivatives must both be (N, {kan.widths[0]}) for KAN{list(kan.widths)}, "
+            f"got {tuple(x.shape)} and {tuple(dx.shape)}"
+        )
+    symbols = phase_space_symbols(x.shape[-1] // 2)
+    live = _live_edges(kan, output_index)
+    if not live:
+        raise HnnkitValueError(
+            f"output {output_index} of the KAN has no live edge (was it pruned?); nothing to extract"
+        )
+    ref = kan.act_fun[0].coef
+    with torch.no_grad():
+        acts = kan.activations(x.to(ref.device, ref.dtype))
+    nodes: list[sympy.Expr] = list(symbols)
+    edge_fits: list[EdgeFit] = []
+    for layer in range(kan.depth):
+        inputs = acts[layer].inputs
+        width_out = kan.widths[layer + 1]
+        outs: list[sympy.Expr] = [sympy.Integer(0)] * width_out
+        for j in range(width_out):
+            incoming = [i for i in range(kan.widths[layer]) if (layer, i, j) in live]
+            if not incoming:
+                continue
+            node_sd = float(acts[layer].edges[:, :, j].sum(-1).std())
+            for i in incoming:
+                lo, hi = float(inputs[:, i].min()), float(inputs[:, i].max())
+                z = torch.linspace(
+                    lo, hi if hi > lo else lo + 1e-6, n_samples, dtype=ref.dtype, device=ref.device
+                )
+                with torch.no_grad():
+                    y = kan.edge_function(layer, i, j, z).cpu().double().numpy()
+                zs = z.cpu().double().numpy()
+                if float(y.std()) <= 1e-6 * max(node_sd, 1e-300) or float(np.ptp(y)) == 0.0:
+                    fit = EdgeFit(layer, i, j, "const", sympy.Float(float(y.mean())), 1.0, 0.0)
+                else:
+                    name, expr, r2, cx, cands = fit_edge(
+                        zs, y, library=library, occam_tol=occam_tol
+                    )
+                    fit = EdgeFit(layer, i, j, name, expr, r2, cx, cands)
+                edge_fits.append(fit)
+                outs[j] = outs[j] + fit.expr.xreplace({X: nodes[i]})
+        nodes = outs
+    composed = sympy.expand(nodes[output_index], power_exp=False, log=False, trig=False)
+    xd, dxd = x.detach().double().cpu(), dx.detach().double().cpu()
+    composed_loss = hnn_loss_fn(composed, symbols, xd, dxd)
+    if refit:
+        full, full_loss = refit_coefficients(composed, symbols, xd, dxd, max_iter=refit_iter)
+    else:
+        full, full_loss = composed, composed_loss
+    dropped: list[sympy.Expr] = []
+    expr, refit_loss = full, full_loss
+    if refit and drop_rtol is not None:
+        expr, refit_loss, dropped = drop_terms(full, symbols, xd, dxd, rtol=drop_rtol)
+    nice = round_coefficients(expr, symbols, xd, dxd, rtol=round_rtol)
+    losses = {
+        "composed_train": composed_loss,
+        "full_train": full_loss,
+        "refit_train": refit_loss,
+        "nice_train": hnn_loss_fn(nice, symbols, xd, dxd),
+    }
+    for key, e in (("composed", composed), ("full", full), ("refit", expr), ("nice", nice)):
+        losses[f"{key}_test"] = (
+            hnn_loss_fn(e, symbols, x_test.detach().double().cpu(), dx_test.detach().double().cpu())
+            if x_test is not None
+            else math.nan
+        )
+    return SymbolicHamiltonian(
+        expr=expr,
+        nice=nice,
+        composed=composed,
+        symbols=symbols,
+        full=full,
+        edges=edge_fits,
+        losses=losses,
+        dropped=dropped,
+    )
+
+
+RUN_FORMAT = 1
+_RUN_DATA = ("x", "dx", "x_test", "dx_test")
+
+
+def save_kan_run(path: str | os.PathLike, model: nn.Module, data: Any) -> Path:
+    """Save what :func:`extract_from_run` needs: the KAN's settings and weights, and the data.
+
+    Args:
+        path: file to write (atomically); parent directories are created.
+        model: a :class:`~hnnkit.models.kan.KAN` or a model whose ``energy_net`` is one.
+        data: a :class:`~hnnkit.data.Dataset`, ``(x, dx)`` or ``(x, dx, x_test, dx_test)``.
+
+    Returns:
+        The path written.
+    """
+    from .data._io import atomic_write
+
+    kan = find_kan(model)
+    x, dx, xt, dxt = _as_data(data)
+    output_index = getattr(model, "output_index", None)
+    state = {
+        "format": RUN_FORMAT,
+        "kan": {
+            "widths": list(kan.widths),
+            "grid": kan.grid_size,
+            "k": kan.k,
+            "grid_range": list(kan.grid_range),
+            "base_activation": kan.base_activation,
+        },
+        "state_dict": {k: v.detach().cpu() for k, v in kan.state_dict().items()},
+        "output_index": 0 if output_index is None else int(output_index),
+        "data": {
+            k: None if v is None else v.detach().cpu().double()
+            for k, v in zip(_RUN_DATA, (x, dx, xt, dxt), strict=True)
+        },
+    }
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_kan_run(path: str | os.PathLike) -> tuple[KAN, int, tuple[Tensor, ...]]:
+    """Read a file written by :func:`save_kan_run`: ``(kan, output_index, (x, dx[, x_test, dx_test]))``.
+
+    ``path`` may be the file or a directory holding ``kan_run.pt``.
+
+    Raises:
+        DataFileError: if the file is missing or not a KAN run file.
+    """
+    from .errors import DataFileError
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "kan_run.pt"
+    train = f"`hnnkit train --system SYSTEM --model kan --out {path.parent}`"
+    if not path.is_file():
+        raise DataFileError(
+            f"{path} does not exist; a KAN run directory holds kan_run.pt (written by "
+            f"save_kan_run: by {train} or the kan-spring experiment)"
+        )
+    retrain = f"retrain it, e.g. with {train}"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle, zip and torch errors for damaged files
+        raise DataFileError(
+            f"{path} is corrupted: it cannot be read as a torch file ({type(exc).__name__}); {retrain}"
+        ) from exc
+    try:
+        if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
+            raise ValueError(f"no 'format': {RUN_FORMAT} entry")
+        spec = state["kan"]
+        kan = KAN(
+            spec["widths"],
+            spec["grid"],
+            spec["k"],
+            grid_range=tuple(spec["grid_range"]),
+            base_activation=spec["base_activation"],
+            dtype=state["state_dict"]["act_fun.0.coef"].dtype,
+        )
+        kan.load_state_dict(state["state_dict"])
+        d = state["data"]
+        data = (d["x"], d["dx"]) if d.get("x_test") is None else tuple(d[k] for k in _RUN_DATA)
+        output_index = int(state["output_index"])
+    except Exception as exc:  # malformed contents raise many types
+        raise DataFileError(
+            f"{path} is not a KAN run file ({type(exc).__name__}: {exc}); {retrain}"
+        ) from exc
+    return kan, output_index, data
+
+
+def extract_from_run(path: str | os.PathLike, **kwargs: Any) -> SymbolicHamiltonian:
+    """:func:`extract_hamiltonian` on a run saved by :func:`save_kan_run` (for ``hnnkit symbolic RUN_DIR``).
+
+    Args:
+        path: the run file or its directory.
+        **kwargs: passed to :func:`extract_hamiltonian` (``library``, ``occam_tol``, ...).
+
+    Raises:
+        DataFileError: as :func:`load_kan_run`.
+    """
+    kan, output_index, data = load_kan_run(path)
+    kwargs.setdefault("output_index", output_index)
+    return extract_hamiltonian(kan, data, **kwargs)
+
+
+__all__ = [
+    "DEFAULT_LIBRARY",
+    "LIBRARY",
+    "POLYNOMIAL_LIBRARY",
+    "EdgeFit",
+    "LibraryFunction",
+    "SymbolicHamiltonian",
+    "X",
+    "drop_terms",
+    "extract_from_run",
+    "extract_hamiltonian",
+    "fit_edge",
+    "hnn_loss_fn",
+    "load_kan_run",
+    "phase_space_symbols",
+    "refit_coefficients",
+    "round_coefficients",
+    "save_kan_run",
+]
