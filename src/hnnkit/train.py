@@ -218,7 +218,15 @@ def fit(
     if not quiet:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=steps, initial=start, desc=type(model).__name__, unit="step", leave=False)
+        # disable=None: no bar when stderr is not a terminal (a log file gets no redraws)
+        bar = tqdm(
+            total=steps,
+            initial=start,
+            desc=type(model).__name__,
+            unit="step",
+            leave=False,
+            disable=None,
+        )
     t0 = time.perf_counter()
     model.train()
     for step in range(start + 1, steps + 1):
