@@ -36,10 +36,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -51,7 +49,7 @@ import scipy
 import torch
 from scipy.integrate import solve_ivp
 
-import hnnkit
+from _common import fmt_runs, interleaved, machine_line
 from hnnkit.data import generate
 from hnnkit.systems import get_system
 
@@ -59,47 +57,6 @@ TARGET_RATIO = 20.0
 #: the original code's own data-generation times on this 2-core machine class
 #: (../shared/notes/hnn-original.md §8, unmodified data.py, no load noted)
 ORIGINAL_SECONDS = {"two-body": 16.5, "three-body": 80.6}
-
-
-# --------------------------------------------------------------------------------------
-# helpers shared by the benchmark scripts (each script is self-contained)
-# --------------------------------------------------------------------------------------
-
-
-def machine_line(threads: int) -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    return (
-        f"machine: {os.cpu_count()} cores ({model}), load average "
-        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; torch {torch.__version__} "
-        f"({torch.get_num_threads()} thread{'s' if threads != 1 else ''}), numpy {np.__version__}, "
-        f"scipy {scipy.__version__}, hnnkit {hnnkit.__version__}, python {platform.python_version()}"
-    )
-
-
-def interleaved(cases: list[tuple[str, Callable[[], Any]]], repeats: int) -> dict[str, list[float]]:
-    """Time each case ``repeats`` times, interleaved: c1, c2, ..., c1, c2, ...; seconds per run."""
-    times: dict[str, list[float]] = {name: [] for name, _ in cases}
-    for r in range(repeats):
-        for name, fn in cases:
-            gc.collect()
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-            print(f"  repeat {r + 1}/{repeats}  {name:<42s} {times[name][-1]:8.2f} s", flush=True)
-    return times
-
-
-def fmt_runs(xs: list[float]) -> str:
-    return "[" + ", ".join(f"{x:.2f}" for x in xs) + "]"
 
 
 # --------------------------------------------------------------------------------------
@@ -331,7 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     for t in tasks:
         if t not in ORIGINAL_SECONDS:
             ap.error(f"unknown task {t!r}; choose from {sorted(ORIGINAL_SECONDS)}")
-    print("bench_data: " + machine_line(args.threads))
+    print(
+        "bench_data: " + machine_line(args.threads, numpy=np.__version__, scipy=scipy.__version__)
+    )
     print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
     if args.quick and "three-body" not in tasks:
         print("quick: three-body skipped (run without --quick to time it)")
@@ -364,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {r['task']:<11s} {r['ratio']:.1f}x{extra}  (target >= {TARGET_RATIO:g}x)")
     print(
         f"benchmark wall time {time.perf_counter() - t_start:.0f} s; "
-        + machine_line(args.threads).split("; ")[0]
+        + machine_line(args.threads, numpy=np.__version__, scipy=scipy.__version__).split("; ")[0]
     )
     if args.json:
         with open(args.json, "w") as fh:

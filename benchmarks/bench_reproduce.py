@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import sys
@@ -40,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from _common import machine_line
 
 TARGETS = {"quick": 300.0, "paper": 600.0}
 #: --quick: the smoke profile on these tasks only (all seven take about 50 s even in smoke)
@@ -57,27 +58,6 @@ ORIGINAL = {
         "HNN ~140 + baseline ~110 (extrapolated from 1000 steps) + data 80.6; eval not measured",
     ),
 }
-
-
-def machine_line(threads: int) -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    import hnnkit
-
-    return (
-        f"machine: {os.cpu_count()} cores ({model}), load average "
-        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; torch {torch.__version__} "
-        f"({torch.get_num_threads()} thread{'s' if threads != 1 else ''}), "
-        f"hnnkit {hnnkit.__version__}, python {platform.python_version()}"
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,20 +42,17 @@ from __future__ import annotations
 
 import argparse
 import copy
-import gc
 import json
 import os
-import platform
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-import hnnkit
+from _common import fmt_runs, interleaved, machine_line
 from hnnkit.data import generate
 from hnnkit.models import HNN, Baseline
 from hnnkit.train import fit
@@ -64,47 +61,6 @@ TARGET_RATIO = 3.0
 LR, WEIGHT_DECAY, LOG_EVERY = 1e-3, 1e-4, 100
 #: the original code's spring loop on this machine class (../shared/notes/hnn-original.md §8)
 ORIGINAL = "original code, 2001 steps incl. per-step test pass (notes §8, unloaded): HNN 21.8 s at 2 threads, 34.4 s at 1 thread; baseline 12.5 s / 19.4 s"
-
-
-# --------------------------------------------------------------------------------------
-# helpers shared by the benchmark scripts (each script is self-contained)
-# --------------------------------------------------------------------------------------
-
-
-def machine_line(threads: int) -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    return (
-        f"machine: {os.cpu_count()} cores ({model}), load average "
-        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; torch {torch.__version__} "
-        f"({torch.get_num_threads()} thread{'s' if threads != 1 else ''}), "
-        f"hnnkit {hnnkit.__version__}, python {platform.python_version()}"
-    )
-
-
-def interleaved(cases: list[tuple[str, Callable[[], Any]]], repeats: int) -> dict[str, list[float]]:
-    """Time each case ``repeats`` times, interleaved: c1, c2, ..., c1, c2, ...; seconds per run."""
-    times: dict[str, list[float]] = {name: [] for name, _ in cases}
-    for r in range(repeats):
-        for name, fn in cases:
-            gc.collect()
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-            print(f"  repeat {r + 1}/{repeats}  {name:<22s} {times[name][-1]:8.2f} s", flush=True)
-    return times
-
-
-def fmt_runs(xs: list[float]) -> str:
-    return "[" + ", ".join(f"{x:.2f}" for x in xs) + "]"
 
 
 # --------------------------------------------------------------------------------------
