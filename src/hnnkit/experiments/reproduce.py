@@ -13,9 +13,25 @@ import torch
 from ..data import Dataset, generate, real_pendulum
 from ..data._io import atomic_write_json, atomic_write_text
 from ..errors import DataFileError, HnnkitValueError, UnknownNameError
-from ..evaluate import PROTOCOLS, aggregate, evaluate_corrected, evaluate_original, loss_metrics
-from ..models import HNN, Baseline
-from ..report import html_report, loss_curves, markdown_table, provenance, rollout_panels
+from ..evaluate import (
+    PROTOCOLS,
+    aggregate,
+    energy_decay_rate,
+    evaluate_corrected,
+    evaluate_original,
+    loss_metrics,
+    recording_rollouts,
+)
+from ..metrics import mean_sem
+from ..models import HNN, Baseline, DissipativeHNN
+from ..report import (
+    energy_curves,
+    html_report,
+    loss_curves,
+    markdown_table,
+    provenance,
+    rollout_panels,
+)
 from ..systems import get_system
 from ..train import fit
 from .tasks import PROFILES, TASKS, Task
@@ -26,7 +42,9 @@ EXTRA_TASKS: dict[str, str] = {
     "kan-spring": "hnnkit.experiments.kan_spring:reproduce_task",
 }
 ALL_TASKS = (*TASKS, *EXTRA_TASKS)
-MODELS = ("baseline", "hnn")
+MODELS = ("baseline", "hnn")  # the default; a task may add "dhnn" (Task.models)
+#: The dissipative HNN's form in ``hnnkit reproduce``: the paper's (Sosanya & Greydanus 2022).
+DHNN_FORM = "helmholtz"
 
 
 def _available_extra(name: str) -> Callable[..., dict[str, Any]] | None:
@@ -98,27 +116,37 @@ def _dataset(task: Task, seed: int) -> Dataset:
 def build_model(
     kind: str, dim: int, hidden: tuple[int, ...], seed: int, activation: str = "tanh"
 ) -> torch.nn.Module:
-    """A ``"hnn"`` or ``"baseline"`` model initialised from ``seed`` (its own generator)."""
+    """A ``"hnn"``, ``"dhnn"`` or ``"baseline"`` model initialised from ``seed`` (its own generator)."""
     g = torch.Generator().manual_seed(seed)
     if kind == "hnn":
         return HNN(dim, hidden=hidden, activation=activation, generator=g)
+    if kind == "dhnn":
+        return DissipativeHNN(
+            dim, form=DHNN_FORM, hidden=hidden, activation=activation, generator=g
+        )
     return Baseline(dim, hidden=hidden, activation=activation, generator=g)
 
 
 def run_seed(task: Task, seed: int, out: Path, device: torch.device, quiet: bool) -> dict[str, Any]:
-    """Train both models for one seed, evaluate under both protocols; cached in ``seed{N}/metrics.json``."""
+    """Train the task's models for one seed, evaluate under both protocols; cached in ``seed{N}/metrics.json``.
+
+    A cached file that lacks one of ``task.models`` (written before a model was added) is
+    recomputed; the models already trained resume from their checkpoints.
+    """
     seed_dir = out / task.name / f"seed{seed}"
     done = seed_dir / "metrics.json"
     if done.exists():
         try:
-            return json.loads(done.read_text())
+            cached = json.loads(done.read_text())
+            if set(task.models) <= set(cached.get("models", {})):
+                return cached
         except ValueError:
             done.unlink()
     data = _dataset(task, seed)
     system = get_system(task.system) if task.system else None
     tr = task.training
     models, histories, seconds = {}, {}, {}
-    for kind in MODELS:
+    for kind in task.models:
         model = build_model(kind, data.dim, tr.hidden, seed).to(device)
         res = fit(
             model,
@@ -138,7 +166,7 @@ def run_seed(task: Task, seed: int, out: Path, device: torch.device, quiet: bool
     orig, _ = evaluate_original(task.name, system, models, data, seed=seed, noise_std=noise)
     corr, rollouts = evaluate_corrected(task.name, system, models, data, t_span=task.eval_span)
     metrics: dict[str, Any] = {"seed": seed, "models": {}}
-    for kind in MODELS:
+    for kind in task.models:
         losses = loss_metrics(models[kind], data)
         metrics["models"][kind] = {
             "losses": losses,
@@ -147,8 +175,30 @@ def run_seed(task: Task, seed: int, out: Path, device: torch.device, quiet: bool
             "history": histories[kind],
             "train_seconds": seconds[kind],
         }
+        if isinstance(models[kind], DissipativeHNN):
+            metrics["models"][kind]["dissipation"] = _dissipation(models[kind], data, system)
+    energy_rollouts = rollouts
+    if task.system is None:  # a measured recording: the energy over all of it, from its first point
+        energy_rollouts = recording_rollouts(models, data)
+        metrics["energy_decay"] = {
+            "truth": energy_decay_rate(energy_rollouts.t, energy_rollouts.true_energy),
+            **{
+                k: energy_decay_rate(energy_rollouts.t, e)
+                for k, e in energy_rollouts.model_energy.items()
+            },
+        }
     if seed == 0 or not (out / task.name / "figures").exists():
         figs = out / task.name / "figures"
+        if "dhnn" in task.models:
+            test_t = data.t[0, data.test_mask[0]] - data.t[0, 0]
+            energy_curves(
+                energy_rollouts,
+                figs / "energy",
+                title=f"{task.name}: energy along rollouts"
+                + (" over the whole recording" if task.system is None else " (first test state)"),
+                ylabel="2.4(1 − cos q) + p²" if task.system is None else "true H",
+                shade=(float(test_t[0]), float(test_t[-1])) if task.system is None else None,
+            )
         orbit = task.name in ("two-body", "three-body")
         rollout_panels(
             rollouts,
@@ -161,6 +211,17 @@ def run_seed(task: Task, seed: int, out: Path, device: torch.device, quiet: bool
     return metrics
 
 
+def _dissipation(model: DissipativeHNN, data: Dataset, system: Any) -> dict[str, Any]:
+    """The learned friction rate (mean of ``dissipation_rate`` over the held-out states) and the true gamma."""
+    x, _ = data.split("test")
+    if data.x_clean is not None:
+        x = data.x_clean[data.test_mask]
+    x = x.to(next(model.parameters()).dtype)
+    rate = model.dissipation_rate(x).detach()
+    gamma = system.params().get("gamma") if system is not None else None
+    return {"rate": mean_sem(rate), "gamma_true": gamma}
+
+
 def summarise(task: Task, per_seed: list[dict[str, Any]], profile: str) -> dict[str, Any]:
     """Aggregate seeds into the results.json entry of one task (values in the paper's scaling)."""
     s = 1.0 / task.scale if task.scale else 1.0
@@ -170,7 +231,7 @@ def summarise(task: Task, per_seed: list[dict[str, Any]], profile: str) -> dict[
         return {"mean": cell["mean"] * scale, "sem": cell["sem"] * scale}
 
     entry: dict[str, Any] = {"scale": scale, "paper": task.paper, "models": {}, "profile": profile}
-    for kind in MODELS:
+    for kind in task.models:
         rows = [m["models"][kind] for m in per_seed]
         first = rows[0]
         entry["models"][kind] = {
@@ -208,6 +269,16 @@ def summarise(task: Task, per_seed: list[dict[str, Any]], profile: str) -> dict[
                 "note": "seed 0 only; ± over test points (losses) or groups of 3 trajectories (energy), as in the original",
             },
             "train_seconds": sum(r["train_seconds"] for r in rows),
+        }
+        if all("dissipation" in r for r in rows):
+            entry["models"][kind]["dissipation_rate"] = aggregate(
+                [r["dissipation"]["rate"] for r in rows]
+            )
+            entry["models"][kind]["gamma_true"] = rows[0]["dissipation"]["gamma_true"]
+    if all("energy_decay" in m for m in per_seed):
+        keys = per_seed[0]["energy_decay"]
+        entry["energy_decay_rate"] = {
+            k: sum(m["energy_decay"][k] for m in per_seed) / len(per_seed) for k in keys
         }
     entry["config"] = {
         "data": task.data,
@@ -284,7 +355,7 @@ def reproduce(
                 per_seed = []
                 for seed in range(n_seeds):
                     echo(
-                        f"[{name}] seed {seed + 1}/{n_seeds}: training baseline and HNN ({task.training.steps} steps)"
+                        f"[{name}] seed {seed + 1}/{n_seeds}: training {', '.join(task.models)} ({task.training.steps} steps)"
                     )
                     per_seed.append(run_seed(task, seed, out, dev, quiet))
                 entry = summarise(task, per_seed, profile)

@@ -34,6 +34,7 @@ class Task:
         scale: the factor Table 1 multiplies values by (10³, or 10⁶ for two-body).
         paper: Table 1's ``{model: {train, test, energy}}`` as printed (already scaled).
         original_rerun: the original code re-run on this machine class (scaled), where known.
+        models: the models trained and compared on this task (``baseline``, ``hnn``, ``dhnn``).
     """
 
     name: str
@@ -44,6 +45,7 @@ class Task:
     scale: float = 1e3
     paper: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
     original_rerun: dict[str, dict[str, float]] = field(default_factory=dict)
+    models: tuple[str, ...] = ("baseline", "hnn")
 
     def for_profile(self, profile: str) -> Task:
         """This task with data sizes and steps reduced for ``quick`` / ``smoke``."""
@@ -100,6 +102,17 @@ TASKS: dict[str, Task] = {
             "baseline": {"train": 1.94, "test": 1.40, "energy": 371},
             "hnn": {"train": 9.15, "test": 5.81, "energy": 12.1},
         },
+        models=("baseline", "hnn", "dhnn"),
+    ),
+    # Not in the paper: the pendulum with known linear friction (gamma = 0.1, the system's
+    # default), noise-free so that the learned dissipation rate can be checked against gamma.
+    "damped-pendulum": Task(
+        name="damped-pendulum",
+        system="damped-pendulum",
+        data={"n_trajectories": 50, "n_points": 45, "t_span": (0.0, 3.0), "noise_std": 0.0},
+        training=Training(steps=2000, weight_decay=1e-4),
+        eval_span=(0.0, 20.0),
+        models=("baseline", "hnn", "dhnn"),
     ),
     "two-body": Task(
         name="two-body",
@@ -136,6 +149,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "spring": {"training": {"steps": 1000}},
     "pendulum": {"training": {"steps": 1000}},
     "real-pendulum": {"training": {"steps": 1000}},
+    "damped-pendulum": {"training": {"steps": 1000}},
     "two-body": {"data": {"n_trajectories": 200}, "training": {"steps": 2000}},
     "three-body": {"data": {"n_trajectories": 500}, "training": {"steps": 1500}},
 }
@@ -144,6 +158,10 @@ SMOKE: dict[str, dict[str, Any]] = {
     "spring": {"data": {"n_trajectories": 10}, "training": {"steps": 30, "hidden": (32, 32)}},
     "pendulum": {"data": {"n_trajectories": 10}, "training": {"steps": 30, "hidden": (32, 32)}},
     "real-pendulum": {"training": {"steps": 30, "hidden": (32, 32)}},
+    "damped-pendulum": {
+        "data": {"n_trajectories": 10},
+        "training": {"steps": 30, "hidden": (32, 32)},
+    },
     "two-body": {"data": {"n_trajectories": 20}, "training": {"steps": 30, "hidden": (32, 32)}},
     "three-body": {"data": {"n_trajectories": 20}, "training": {"steps": 30, "hidden": (32, 32)}},
 }

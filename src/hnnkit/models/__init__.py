@@ -3,6 +3,7 @@
 from .autoencoder import MLPAutoencoder as MLPAutoencoder
 from .autoencoder import PixelHNN as PixelHNN
 from .baseline import Baseline as Baseline
+from .dissipative import DissipativeHNN as DissipativeHNN
 from .hnn import HNN as HNN
 from .kan import KAN as KAN
 from .kan import kan_regularizer as kan_regularizer
@@ -15,6 +16,7 @@ __all__ = [
     "KAN",
     "MLP",
     "Baseline",
+    "DissipativeHNN",
     "MLPAutoencoder",
     "PixelHNN",
     "kan_regularizer",

@@ -143,3 +143,39 @@ def rollout_panels(
         fig.suptitle(title, fontsize=13)
         fig.tight_layout()
         return save(fig, path_stem)
+
+
+def energy_curves(
+    rollouts,
+    path_stem,
+    *,
+    title: str,
+    ylabel: str = "energy",
+    shade: tuple[float, float] | None = None,
+) -> list[Path]:
+    """Energy against time of the truth and of every model's rollout (first trajectory).
+
+    ``rollouts`` is an :class:`hnnkit.evaluate.Rollouts`; ``shade`` marks a time window (e.g. the
+    test segment of a measured recording).
+    """
+    t = rollouts.t.numpy()
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(7.5, 4.2))
+        if shade is not None:
+            ax.axvspan(*shade, color="0.9", zorder=0, label="test segment")
+        e_true = rollouts.true_energy.reshape(len(t), -1)[:, 0].numpy()
+        ax.plot(t, e_true, color=COLORS["truth"], lw=2.5, label=LABELS["truth"])
+        for name, e in rollouts.model_energy.items():
+            ax.plot(
+                t,
+                e.reshape(len(t), -1)[:, 0].numpy(),
+                color=COLORS.get(name),
+                lw=1.6,
+                label=LABELS.get(name, name),
+            )
+        ax.set_xlabel("time")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend(loc="best")
+        fig.tight_layout()
+        return save(fig, path_stem)

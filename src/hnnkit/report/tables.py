@@ -75,7 +75,29 @@ def markdown_table(results: dict[str, Any]) -> str:
         "(± standard error over points for the original protocol, over seeds for the corrected one). *energy*: "
         "MSE of the energy along long rollouts (see README, Evaluation protocols).\n"
     )
-    return "\n".join(lines) + "\n" + notes
+    return "\n".join(lines) + "\n" + notes + dissipation_notes(results)
+
+
+def dissipation_notes(results: dict[str, Any]) -> str:
+    """Markdown lines on dissipation: learned friction rate vs the true gamma, and energy decay rates."""
+    lines = []
+    for task, entry in results.get("tasks", {}).items():
+        for m, r in entry.get("models", {}).items():
+            if "dissipation_rate" in r:
+                rate = r["dissipation_rate"]
+                gamma = r.get("gamma_true")
+                if gamma:
+                    err = f" ({100 * (rate['mean'] - gamma) / gamma:+.1f}% from the true γ = {gamma:g})"
+                else:
+                    err = "" if gamma is None else f" (true γ = {gamma:g})"
+                lines.append(f"- {task}, {m}: learned dissipation rate {fmt(rate)}{err}")
+        decay = entry.get("energy_decay_rate")
+        if decay:
+            parts = ", ".join(f"{k} {v:.4f}" for k, v in decay.items())
+            lines.append(f"- {task}: energy decay rate over the whole recording (1/time): {parts}")
+    if not lines:
+        return ""
+    return "\n**Dissipation**\n\n" + "\n".join(lines) + "\n"
 
 
 def html_report(

@@ -13,6 +13,8 @@ from .base import sample_in_annulus as sample_in_annulus
 from .custom import Custom as Custom
 from .custom import parse_hamiltonian as parse_hamiltonian
 from .custom import sympy_to_torch as sympy_to_torch
+from .damped import DampedPendulum as DampedPendulum  # registers damped-*
+from .damped import DampedSpring as DampedSpring
 from .nbody import NBody as NBody
 from .nbody import ThreeBody as ThreeBody
 from .nbody import TwoBody as TwoBody
