@@ -44,8 +44,8 @@ from torch import Tensor, nn
 
 from .data import Dataset
 from .data.real_pendulum import ENERGY_K
-from .errors import check_choice
-from .integrate import odeint
+from .errors import HnnkitValueError, check_choice
+from .integrate import odeint, step_slope
 from .metrics import (
     derivative_mse,
     energy_drift,
@@ -95,14 +95,30 @@ def rollout(
     return odeint(field.vector_field, x0, t, method=method, rtol=rtol, atol=atol, compact=compact)
 
 
-def loss_metrics(model: nn.Module, dataset: Dataset) -> dict[str, dict[str, float]]:
-    """Derivative MSE ± std/√N on the train and test splits (the end of each original ``train.py``)."""
+def loss_metrics(
+    model: nn.Module, dataset: Dataset, *, through_step: bool = False
+) -> dict[str, dict[str, float]]:
+    """Derivative MSE ± std/√N on the train and test splits (the end of each original ``train.py``).
+
+    With ``through_step`` the prediction of a forward-difference target is one RK4 step of
+    the model's flow over ``dataset.step`` (see :func:`hnnkit.train.fit`), else the field.
+    """
+    if through_step and dataset.step is None:
+        raise HnnkitValueError(
+            "through_step=True needs forward-difference targets (Dataset.step set); this "
+            "dataset holds derivatives"
+        )
     dtype = next(model.parameters()).dtype
     out = {}
     for part in ("train", "test"):
         x, dx = (v.to(dtype) for v in dataset.split(part))
         with torch.enable_grad():
-            pred = model.vector_field(None, x).detach()
+            if through_step:
+                mask = dataset.test_mask if part == "test" else ~dataset.test_mask
+                h = dataset.step[mask][:, None].to(dtype)
+                pred = step_slope(model.vector_field, x, h).detach()
+            else:
+                pred = model.vector_field(None, x).detach()
         out[f"{part}_loss"] = derivative_mse(pred, dx)
     return out
 

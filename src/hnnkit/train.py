@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from .data import Dataset
 from .data._io import atomic_write, atomic_write_text
 from .errors import DataFileError, HnnkitValueError, NonFiniteLossError, check_choice
+from .integrate import step_slope
 
 OPTIMIZERS = ("adam", "lbfgs")
 CHECKPOINT = "checkpoint.pt"
@@ -50,9 +51,18 @@ class FitResult:
     seconds: float = 0.0
 
 
-def derivative_loss(model: nn.Module, x: Tensor, dx: Tensor) -> Tensor:
-    """Mean squared error between ``model.vector_field(None, x)`` and ``dx``."""
-    return (model.vector_field(None, x) - dx).pow(2).mean()
+def derivative_loss(model: nn.Module, x: Tensor, dx: Tensor, step: Tensor | None = None) -> Tensor:
+    """Mean squared error between the model's prediction of ``dx`` and ``dx``.
+
+    The prediction is ``model.vector_field(None, x)``, or, when ``step`` ``(N, 1)`` is given
+    (forward-difference targets), the slope of one RK4 step of the model's flow over it
+    (:func:`hnnkit.integrate.step_slope`).
+    """
+    if step is None:
+        pred = model.vector_field(None, x)
+    else:
+        pred = step_slope(model.vector_field, x, step)
+    return (pred - dx).pow(2).mean()
 
 
 def _model_dtype_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:
@@ -94,6 +104,7 @@ def fit(
     run_dir: str | os.PathLike | None = None,
     resume: bool = False,
     regularizer: Callable[[nn.Module], Tensor] | None = None,
+    through_step: bool = False,
     lbfgs_max_iter: int = 20,
     callbacks: Sequence[Callback] = (),
     quiet: bool = True,
@@ -122,6 +133,10 @@ def fit(
         resume: continue from ``run_dir/checkpoint.pt`` if it exists. The result equals an
             uninterrupted run with the same arguments.
         regularizer: ``model -> scalar`` added to the training loss (e.g. L1 on a KAN).
+        through_step: for a dataset whose targets are forward differences (``dataset.step``
+            set, e.g. the real pendulum): compare them with one RK4 step of the model's flow
+            over each point's interval, so the model learns the vector field rather than
+            the forward difference's distortion of it (4 field evaluations per prediction).
         callbacks: called as ``cb(step, loss)`` after every step.
         quiet: no progress bar when ``True``.
         config: extra JSON-able settings stored in the checkpoint (model description etc.).
@@ -148,6 +163,18 @@ def fit(
     x_train, dx_train = (v.to(device=device, dtype=dtype) for v in dataset.split("train"))
     x_test, dx_test = (v.to(device=device, dtype=dtype) for v in dataset.split("test"))
     n_train = x_train.shape[0]
+    h_train = h_test = None
+    if through_step:
+        if dataset.step is None:
+            raise HnnkitValueError(
+                "through_step=True needs targets that are forward differences (Dataset.step "
+                "set, as by real_pendulum()); this dataset holds derivatives, so train with "
+                "through_step=False"
+            )
+        h_train, h_test = (
+            dataset.step[m][:, None].to(device=device, dtype=dtype)
+            for m in (~dataset.test_mask, dataset.test_mask)
+        )
     if batch_size is not None and not (isinstance(batch_size, int) and 1 <= batch_size):
         raise HnnkitValueError(
             f"batch_size must be a positive integer or None (full batch), got {batch_size!r}"
@@ -166,6 +193,8 @@ def fit(
         "seed": seed,
         "lbfgs_max_iter": lbfgs_max_iter,
     }
+    if through_step:  # only when set, so that older checkpoints still resume
+        settings["through_step"] = True
     params = [p for p in model.parameters() if p.requires_grad]
     opt = _make_optimizer(optimizer, params, lr, weight_decay, lbfgs_max_iter)
     gen = torch.Generator().manual_seed(seed)
@@ -188,16 +217,16 @@ def fit(
         elif not resume:
             (run_path / CHECKPOINT).unlink(missing_ok=True)
 
-    def train_loss_fn(xb: Tensor, dxb: Tensor) -> Tensor:
-        loss = derivative_loss(model, xb, dxb)
+    def train_loss_fn(xb: Tensor, dxb: Tensor, hb: Tensor | None) -> Tensor:
+        loss = derivative_loss(model, xb, dxb, hb)
         if regularizer is not None:
             loss = loss + regularizer(model)
         if optimizer == "lbfgs" and weight_decay:
             loss = loss + 0.5 * weight_decay * sum(p.pow(2).sum() for p in params)
         return loss
 
-    def evaluate_split(x: Tensor, dx: Tensor) -> float:
-        return float(derivative_loss(model, x, dx).detach())
+    def evaluate_split(x: Tensor, dx: Tensor, h: Tensor | None) -> float:
+        return float(derivative_loss(model, x, dx, h).detach())
 
     def save(step: int) -> None:
         if run_path is None:
@@ -231,23 +260,24 @@ def fit(
     model.train()
     for step in range(start + 1, steps + 1):
         if full_batch:
-            xb, dxb = x_train, dx_train
+            xb, dxb, hb = x_train, dx_train, h_train
         else:
             idx = torch.randperm(n_train, generator=gen)[:batch_size].to(device)
             xb, dxb = x_train[idx], dx_train[idx]
+            hb = None if h_train is None else h_train[idx]
 
         if optimizer == "lbfgs":
 
-            def closure(xb: Tensor = xb, dxb: Tensor = dxb) -> Tensor:
+            def closure(xb: Tensor = xb, dxb: Tensor = dxb, hb: Tensor | None = hb) -> Tensor:
                 opt.zero_grad(set_to_none=True)
-                loss = train_loss_fn(xb, dxb)
+                loss = train_loss_fn(xb, dxb, hb)
                 loss.backward()
                 return loss
 
             loss_value = float(opt.step(closure).detach())
         else:
             opt.zero_grad(set_to_none=True)
-            loss = train_loss_fn(xb, dxb)
+            loss = train_loss_fn(xb, dxb, hb)
             loss.backward()
             loss_value = float(loss.detach())
             if math.isfinite(loss_value):
@@ -270,8 +300,8 @@ def fit(
                 {
                     "step": step,
                     "batch_loss": loss_value,
-                    "train_loss": evaluate_split(x_train, dx_train),
-                    "test_loss": evaluate_split(x_test, dx_test),
+                    "train_loss": evaluate_split(x_train, dx_train, h_train),
+                    "test_loss": evaluate_split(x_test, dx_test, h_test),
                     "seconds": time.perf_counter() - t0,
                 }
             )
@@ -282,8 +312,8 @@ def fit(
     seconds = time.perf_counter() - t0
     model.eval()
     result = FitResult(model=model, history=history, seconds=seconds)
-    result.train_loss = evaluate_split(x_train, dx_train)
-    result.test_loss = evaluate_split(x_test, dx_test)
+    result.train_loss = evaluate_split(x_train, dx_train, h_train)
+    result.test_loss = evaluate_split(x_test, dx_test, h_test)
     if run_path is not None and steps == start:
         _write_log(run_path / LOG, history)
     return result

@@ -32,6 +32,11 @@ class Dataset:
             generated data whole trajectories are held out.
         x_clean: noise-free states when known, else ``None``.
         config: everything needed to regenerate the data (system, sizes, seed, ...).
+        step: for targets that are forward differences ``(x[i+1] - x[i]) / h_i`` of measured
+            states (the real pendulum), each point's interval ``h_i``
+            ``(n_trajectories, n_points)``; ``None`` when ``dx`` holds derivatives. Training
+            with ``fit(..., through_step=True)`` compares such targets with one step of the
+            model's own flow instead of its vector field.
     """
 
     x: Tensor
@@ -40,6 +45,7 @@ class Dataset:
     test_mask: Tensor
     x_clean: Tensor | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    step: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.x.ndim != 3:
@@ -65,7 +71,14 @@ class Dataset:
                 f"Dataset.test_mask must be a bool tensor of shape {tuple(self.x.shape[:2])}, "
                 f"got {self.test_mask.dtype} {tuple(self.test_mask.shape)}"
             )
-        for name in ("x", "dx", "t", "x_clean"):
+        if self.step is not None and (
+            self.step.shape != self.x.shape[:2] or not bool((self.step > 0).all())
+        ):
+            raise HnnkitValueError(
+                f"Dataset.step must hold one positive interval per point, shape "
+                f"{tuple(self.x.shape[:2])}; got {tuple(self.step.shape)}"
+            )
+        for name in ("x", "dx", "t", "x_clean", "step"):
             v = getattr(self, name)
             if v is not None and not torch.isfinite(v).all():
                 bad = int((~torch.isfinite(v)).sum())
@@ -129,6 +142,7 @@ class Dataset:
             test_mask=self.test_mask.to(device=device),
             x_clean=cv(self.x_clean),
             config=dict(self.config),
+            step=cv(self.step),
         )
 
     # -- files ---------------------------------------------------------------------------
@@ -183,12 +197,15 @@ class Dataset:
             test_mask=t["test_mask"],
             x_clean=t.get("x_clean"),
             config=meta["config"],
+            step=t.get("step"),
         )
 
     def _arrays(self) -> dict[str, Tensor]:
         out = {"x": self.x, "dx": self.dx, "t": self.t, "test_mask": self.test_mask}
         if self.x_clean is not None:
             out["x_clean"] = self.x_clean
+        if self.step is not None:
+            out["step"] = self.step
         return out
 
     def __repr__(self) -> str:

@@ -7,7 +7,8 @@ member and caches it.
 
 Preprocessing follows greydanus/hamiltonian-nn ``experiment-real/data.py``: ``q`` is the
 angle column ``o`` and ``p`` the angular-velocity column ``v`` (no scaling); the targets are
-forward finite differences ``(x[i+1] - x[i]) / (t[i+1] - t[i])`` over the real time stamps,
+forward finite differences ``(x[i+1] - x[i]) / (t[i+1] - t[i])`` over the real time stamps
+(the intervals are kept as ``Dataset.step``),
 leaving 555 points; the test set is points 444..553 (110 points, t ≈ 81–99) and the
 training set points 0..443 plus point 554 — the original's ``int(555*0.8)`` /
 ``int(555*(1-0.8)) = 110`` split, reproduced exactly.
@@ -138,7 +139,8 @@ def real_pendulum(path: str | os.PathLike | None = None, *, download: bool = Tru
     """
     arr = load_raw(path, download=download)
     t, x = arr[:, 1], arr[:, 2:4]
-    dx = (x[1:] - x[:-1]) / (t[1:] - t[:-1])[:, None]
+    h = t[1:] - t[:-1]
+    dx = (x[1:] - x[:-1]) / h[:, None]
     x, t = x[:-1], t[:-1]
     n = len(x)
     a = int(n * 0.8)
@@ -151,4 +153,5 @@ def real_pendulum(path: str | os.PathLike | None = None, *, download: bool = Tru
         t=torch.from_numpy(t).unsqueeze(0),
         test_mask=mask,
         config={"system": "RealPendulum", "source": MEMBER, "sha256": MEMBER_SHA256},
+        step=torch.from_numpy(h).unsqueeze(0),
     )

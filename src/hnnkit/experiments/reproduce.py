@@ -160,6 +160,7 @@ def run_seed(task: Task, seed: int, out: Path, device: torch.device, quiet: bool
             run_dir=seed_dir / kind,
             resume=True,
             quiet=quiet,
+            through_step=kind in task.through_step,
         )
         models[kind], histories[kind], seconds[kind] = res.model.cpu(), res.history, res.seconds
     noise = float(task.data.get("noise_std", 0.0))
@@ -167,7 +168,7 @@ def run_seed(task: Task, seed: int, out: Path, device: torch.device, quiet: bool
     corr, rollouts = evaluate_corrected(task.name, system, models, data, t_span=task.eval_span)
     metrics: dict[str, Any] = {"seed": seed, "models": {}}
     for kind in task.models:
-        losses = loss_metrics(models[kind], data)
+        losses = loss_metrics(models[kind], data, through_step=kind in task.through_step)
         metrics["models"][kind] = {
             "losses": losses,
             "original_energy": orig[kind]["energy"],
