@@ -157,6 +157,7 @@ def run_seed(task: Task, seed: int, out: Path, device: torch.device, quiet: bool
             weight_decay=tr.weight_decay,
             seed=seed,
             log_every=max(1, tr.steps // 40),
+            checkpoint_every=max(1, tr.steps // 10),  # resumable; each save costs an fsync
             run_dir=seed_dir / kind,
             resume=True,
             quiet=quiet,

@@ -127,6 +127,11 @@ def html_report(
         for t, e in results.get("tasks", {}).items()
         if "skipped" in e
     )
+    dissipation = "".join(
+        f"<li>{html.escape(line[2:])}</li>"
+        for line in dissipation_notes(results).splitlines()
+        if line.startswith("- ")
+    )
     prov = results.get("provenance", {})
     prov_rows = "".join(
         f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
@@ -138,17 +143,24 @@ def html_report(
 body {{ font-family: system-ui, -apple-system, Segoe UI, sans-serif; margin: 2rem auto; max-width: 1400px; color: #222; padding: 0 1rem; }}
 table {{ border-collapse: collapse; font-size: 0.9rem; margin: 1rem 0; }}
 th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; white-space: nowrap; }}
+th {{ white-space: normal; max-width: 7.5rem; vertical-align: bottom; }}
+.scroll {{ overflow-x: auto; }}
 th {{ background: #f3f3f3; }} td:first-child, td:nth-child(2) {{ text-align: left; font-weight: 600; }}
 tr:nth-child(even) td {{ background: #fafafa; }}
 th:nth-child(n+5):nth-child(-n+7), td:nth-child(n+5):nth-child(-n+7) {{ background: #fff8e6; }}
 th:nth-child(n+11), td:nth-child(n+11) {{ background: #eef6ff; }}
 figure {{ display: inline-block; margin: 0.5rem; }} img {{ max-width: 100%; border: 1px solid #eee; }}
+img[src^="data:image/gif"] {{ width: 480px; image-rendering: pixelated; }}
 figcaption {{ font-size: 0.8rem; color: #666; }} .meta td {{ text-align: left; font-weight: normal; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>Profile <b>{html.escape(str(results.get("profile")))}</b>, protocols shown side by side:
 the paper's Table 1 (yellow), ours under the original evaluation protocol, and ours under the corrected protocol (blue).</p>
-<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>
+<p>Values are multiplied by the scale shown (the paper's convention). <i>train/test</i>: derivative
+MSE (± standard error over points for the original protocol, over seeds for the corrected one).
+<i>energy</i>: MSE of the energy along long rollouts.</p>
+{"<h3>Dissipation</h3><ul>" + dissipation + "</ul>" if dissipation else ""}
 {"<h3>Skipped tasks</h3><ul>" + skipped + "</ul>" if skipped else ""}
 {"".join(sections)}
 <h2>Provenance</h2><table class="meta">{prov_rows}</table>
