@@ -155,12 +155,12 @@ TASKS: dict[str, Task] = {
 
 #: Reductions for the quick profile (the README's main command: all tasks in minutes on 2 cores).
 QUICK: dict[str, dict[str, Any]] = {
-    "spring": {"training": {"steps": 1000}},
-    "pendulum": {"training": {"steps": 1000}},
+    "spring": {"training": {"steps": 600}},
+    "pendulum": {"training": {"steps": 600}},
     # the dhnn's training through an RK4 step costs 8 HNN steps; these keep the profile < 5 min
     "real-pendulum": {"training": {"steps": 500}},
     "damped-pendulum": {"data": {"n_trajectories": 20}, "training": {"steps": 400}},
-    "two-body": {"data": {"n_trajectories": 200}, "training": {"steps": 2000}},
+    "two-body": {"data": {"n_trajectories": 200}, "training": {"steps": 1500}},
     "three-body": {"data": {"n_trajectories": 500}, "training": {"steps": 1000}},
 }
 #: Reductions for the smoke profile (seconds; for CI).
