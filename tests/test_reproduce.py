@@ -51,3 +51,13 @@ def test_original_column_averages_seeds_with_the_within_run_error():
     cell = _within_run([{"mean": 1.0, "sem": 0.3}, {"mean": 3.0, "sem": 0.4}])
     assert cell["mean"] == pytest.approx(2.0)
     assert cell["sem"] == pytest.approx((0.125) ** 0.5)  # sqrt((0.09 + 0.16) / 2)
+
+
+def test_three_body_records_the_divergence_and_draws_it(tmp_path):
+    reproduce(tmp_path, tasks="three-body", profile="smoke", quiet=True, echo=lambda *a: None)
+    metrics = json.loads((tmp_path / "three-body" / "seed0" / "metrics.json").read_text())
+    div = metrics["divergence"]
+    assert div["energy_drift"]["truth"][0] < 1e-7  # the reference solve conserves H
+    assert div["learned_energy_drift"]["hnn"][0] < 1e-6  # the HNN conserves its own H_θ
+    assert set(div["divergence_time"]) == {"baseline", "hnn"}
+    assert (tmp_path / "three-body" / "figures" / "divergence.png").is_file()

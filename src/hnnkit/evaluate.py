@@ -316,3 +316,126 @@ def aggregate(per_seed: list[dict[str, Any]]) -> dict[str, float]:
     if len(per_seed) == 1:
         return {"mean": per_seed[0]["mean"], "sem": per_seed[0]["sem"]}
     return {"mean": float(means.mean()), "sem": float(means.std() / math.sqrt(len(means)))}
+
+
+#: Divergence threshold of :func:`divergence_rollouts`, as a fraction of the orbit scale.
+DIVERGENCE_FRACTION = 0.1
+
+
+@torch.no_grad()
+def divergence_rollouts(
+    system: HamiltonianSystem,
+    models: dict[str, nn.Module],
+    x0: Tensor,
+    t: Tensor,
+    *,
+    fraction: float = DIVERGENCE_FRACTION,
+) -> dict[str, Any]:
+    r"""Energy conservation versus trajectory divergence of planar N-body models.
+
+    The review of the HNN paper (``hnn-review.txt``, §6.2) observes that on the two- and
+    three-body tasks the HNN roughly conserves total energy while the baseline's energy
+    diverges quickly, yet "despite the fact that the HNN generates physically possible
+    solutions in terms of total energy conservation, it predicted a trajectory that diverged
+    from the ground truth after a short amount of time". This function measures both halves.
+
+    The truth is integrated with dopri5 at ``rtol = atol = 1e-10`` and every model (a float64
+    copy; an object that is not an ``nn.Module``, e.g. a true system, is used as is) at
+    ``1e-9``, as in :func:`evaluate_corrected`.
+
+    Position error: :math:`e(t) = \sqrt{\tfrac1N \sum_i |q_i^{model}(t) - q_i^{true}(t)|^2}`,
+    the RMS over the ``N`` bodies of the distance between predicted and true positions
+    (positions are the first ``dof`` coordinates, ``(x_1, y_1, ..., x_N, y_N)``).
+
+    Divergence time: the first time with :math:`e(t) >` ``fraction`` × orbit scale, where the
+    orbit scale is the true initial RMS distance of the bodies from the origin (the centre of
+    mass for the samplers of :class:`~hnnkit.systems.TwoBody` and ``ThreeBody``), about 1 for
+    the paper's three-body ring; ``nan`` when the error stays below it over ``t``.
+
+    Energy drift: :math:`\max_t |H(t) - H(0)| / |H(0)|` under the true H along every rollout,
+    and :math:`\max_t |H_\theta(t) - H_\theta(0)| / |H(0)|` under the model's own learned
+    energy along its own rollout for models with one (:class:`~hnnkit.models.HNN`,
+    :class:`~hnnkit.models.DissipativeHNN`). The learned energy is divided by the *true*
+    :math:`|H(0)|`: an HNN learns H only up to an additive constant (the trained three-body
+    HNN has :math:`H_\theta \approx -157` where :math:`H = -0.81`), so
+    :math:`|H_\theta(0)|` would be an arbitrary scale, while the fitted field fixes the slope
+    of :math:`H_\theta` to that of H.
+
+    Args:
+        system: the true planar N-body system (state ``(q, p)``, 2 coordinates per body).
+        models: name → model with ``vector_field(t, x)``.
+        x0: initial states ``(B, 2·dof)`` or one state ``(2·dof,)``.
+        t: times ``(T,)``, starting at the initial time.
+        fraction: divergence threshold as a fraction of the orbit scale (default 0.1).
+
+    Returns:
+        A dict with ``t`` ``(T,)``; ``true`` ``(T, B, d)``; ``models`` name → ``(T, B, d)``;
+        ``true_energy`` (``"truth"`` and each model) → true H ``(T, B)``; ``learned_energy``
+        name → :math:`H_\theta` ``(T, B)`` (learned-energy models only); ``position_error``
+        name → ``(T, B)``; ``orbit_scale`` and ``threshold`` ``(B,)``; ``divergence_time``
+        name → ``(B,)``; ``energy_drift`` (``"truth"`` and each model) → ``(B,)``;
+        ``learned_energy_drift`` name → ``(B,)``; ``n_bodies``; ``fraction``.
+
+    Raises:
+        HnnkitValueError: if ``x0`` does not match the system's state dimension or ``t`` is
+            not a 1-d series of at least two times.
+    """
+    from .models import HNN, DissipativeHNN
+
+    x0 = torch.as_tensor(x0, dtype=torch.float64)
+    if x0.ndim == 1:
+        x0 = x0.unsqueeze(0)
+    dim = 2 * system.dof
+    if x0.ndim != 2 or x0.shape[-1] != dim:
+        raise HnnkitValueError(
+            f"x0 must have shape (B, {dim}) or ({dim},) for this system, got {tuple(x0.shape)}"
+        )
+    t = torch.as_tensor(t, dtype=torch.float64)
+    if t.ndim != 1 or len(t) < 2:
+        raise HnnkitValueError(f"t must be a 1-d series of >= 2 times, got shape {tuple(t.shape)}")
+    n_bodies = system.dof // 2
+
+    def positions(x: Tensor) -> Tensor:
+        return x[..., : system.dof].reshape(*x.shape[:-1], n_bodies, 2)
+
+    def rel_change(e: Tensor, scale: Tensor) -> Tensor:
+        return (e - e[0]).abs().amax(0) / scale
+
+    true = rollout(system, x0, t, rtol=1e-10, atol=1e-10)
+    orbit_scale = positions(true[0]).pow(2).sum(-1).mean(-1).sqrt()
+    threshold = fraction * orbit_scale
+    out: dict[str, Any] = {
+        "t": t,
+        "true": true,
+        "models": {},
+        "true_energy": {"truth": system.energy(true)},
+        "learned_energy": {},
+        "position_error": {},
+        "orbit_scale": orbit_scale,
+        "threshold": threshold,
+        "divergence_time": {},
+        "energy_drift": {},
+        "learned_energy_drift": {},
+        "n_bodies": n_bodies,
+        "fraction": fraction,
+    }
+    h0 = out["true_energy"]["truth"][0].abs().clamp_min(1e-300)
+    out["energy_drift"]["truth"] = rel_change(out["true_energy"]["truth"], h0)
+    for name, model in models.items():
+        m = as_float64(model) if isinstance(model, nn.Module) else model
+        pred = rollout(m, x0, t, rtol=1e-9, atol=1e-9)
+        out["models"][name] = pred
+        err = (positions(pred) - positions(true)).pow(2).sum(-1).mean(-1).sqrt()
+        out["position_error"][name] = err
+        bad = err > threshold
+        first = t[bad.float().argmax(0)]
+        out["divergence_time"][name] = torch.where(
+            bad.any(0), first, torch.full_like(first, math.nan)
+        )
+        out["true_energy"][name] = system.energy(pred)
+        out["energy_drift"][name] = rel_change(out["true_energy"][name], h0)
+        if isinstance(m, (HNN, DissipativeHNN)):
+            h = m.hamiltonian(pred)
+            out["learned_energy"][name] = h
+            out["learned_energy_drift"][name] = rel_change(h, h0)
+    return out

@@ -16,6 +16,7 @@ from ..errors import DataFileError, HnnkitValueError, UnknownNameError
 from ..evaluate import (
     PROTOCOLS,
     aggregate,
+    divergence_rollouts,
     energy_decay_rate,
     evaluate_corrected,
     evaluate_original,
@@ -25,6 +26,7 @@ from ..evaluate import (
 from ..metrics import mean_sem
 from ..models import HNN, Baseline, DissipativeHNN
 from ..report import (
+    divergence_figure,
     energy_curves,
     html_report,
     loss_curves,
@@ -209,6 +211,23 @@ def run_seed(task: Task, seed: int, out: Path, device: torch.device, quiet: bool
             orbit=orbit,
         )
         loss_curves(histories, figs / "loss", title=f"{task.name}: loss vs step")
+    if task.name == "three-body":
+        # the review's point: the HNN conserves its own energy, yet its trajectory diverges
+        states = data.x_clean if data.x_clean is not None else data.x
+        x0 = states[int(data.test_trajectories[0]), 0]
+        div = divergence_rollouts(system, models, x0, torch.linspace(0.0, 10.0, 500))
+        metrics["divergence"] = {
+            k: div[k]
+            for k in ("divergence_time", "energy_drift", "learned_energy_drift", "threshold")
+        }
+        if seed == 0:
+            divergence_figure(
+                div,
+                out / task.name / "figures" / "divergence",
+                title="three-body (first test state): the HNN conserves its own energy, "
+                "yet its trajectory diverges",
+                orbit_until=task.data["t_span"][1],
+            )
     atomic_write_json(done, metrics)
     return metrics
 

@@ -179,3 +179,127 @@ def energy_curves(
         ax.legend(loc="best")
         fig.tight_layout()
         return save(fig, path_stem)
+
+
+def divergence_figure(
+    result: dict, path_stem, *, title: str, orbit_until: float | None = None
+) -> list[Path]:
+    """Energy conserved, trajectory lost: three panels from :func:`hnnkit.evaluate.divergence_rollouts`.
+
+    (a) x–y orbits of every body from the first initial state, truth and each model, a marker
+    at each start; (b) position error (RMS over bodies) against time, log scale, with the
+    divergence threshold and each model's divergence time; (c) relative energy change
+    :math:`(H(t) - H(0))/|H(0)|` of the true H along every rollout, and (dashed) of each
+    model's own learned :math:`H_\\theta` along its own rollout, divided by the same true
+    :math:`|H(0)|` (a learned energy has an arbitrary offset). Panel (c) is linear within
+    ±0.1 and logarithmic beyond (symlog), so a blown-up baseline does not flatten the rest.
+    Time and lengths are in the system's units. ``orbit_until`` cuts panel (a) at that time
+    (default: the whole span), since chaotic orbits soon fill the plane; a dot marks the end
+    of each orbit. Returns the PNG and SVG paths.
+    """
+    t = result["t"].numpy()
+    n_bodies = result["n_bodies"]
+    series = {"truth": result["true"], **result["models"]}
+    t_end = t[-1] if orbit_until is None else min(float(orbit_until), t[-1])
+    upto = int((t <= t_end).sum())
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+        ax = axes[0]
+        for name, traj in series.items():
+            x = traj[:upto, 0].numpy()
+            lw = 2.6 if name == "truth" else 1.4
+            for b in range(n_bodies):
+                ax.plot(
+                    x[:, 2 * b],
+                    x[:, 2 * b + 1],
+                    color=COLORS.get(name),
+                    lw=lw,
+                    alpha=0.9,
+                    zorder=1 if name == "truth" else 2,
+                    label=LABELS.get(name, name) if b == 0 else None,
+                )
+            ax.plot(
+                x[-1, 0 : 2 * n_bodies : 2],
+                x[-1, 1 : 2 * n_bodies : 2],
+                "o",
+                ms=5,
+                color=COLORS.get(name),
+                zorder=3,
+                linestyle="none",
+            )
+        x0 = result["true"][0, 0].numpy()
+        ax.plot(
+            x0[0 : 2 * n_bodies : 2],
+            x0[1 : 2 * n_bodies : 2],
+            "o",
+            ms=8,
+            mfc="white",
+            mec="black",
+            mew=1.8,
+            zorder=3,
+            linestyle="none",
+            label="start (each body)",
+        )
+        ax.set_xlabel("x (system units)")
+        ax.set_ylabel("y (system units)")
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_title(f"(a) Orbits, t ∈ [{t[0]:g}, {t_end:g}] (dots: ends)")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, framealpha=0.9)
+
+        ax = axes[1]
+        thr = float(result["threshold"][0])
+        ax.axhline(
+            thr,
+            color="0.4",
+            ls="--",
+            lw=1.2,
+            label=f"threshold {result['fraction']:g} × orbit scale",
+        )
+        for name, err in result["position_error"].items():
+            e = err[:, 0].numpy().copy()
+            e[e <= 0] = float("nan")  # log axis: the exact start has zero error
+            c = COLORS.get(name)
+            td = float(result["divergence_time"][name][0])
+            lab = LABELS.get(name, name)
+            lab += f" (diverges at t = {td:.2f})" if td == td else " (no divergence)"
+            ax.plot(t, e, color=c, lw=1.6, label=lab)
+            if td == td:
+                ax.axvline(td, color=c, ls=":", lw=1.4)
+        ax.set_yscale("log")
+        ax.set_xlabel("time (system units)")
+        ax.set_ylabel("position error, RMS over bodies")
+        ax.set_title("(b) Distance from the true trajectory")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=1, framealpha=0.9)
+
+        ax = axes[2]
+        h0 = float(result["true_energy"]["truth"][0, 0])
+        for name, e in result["true_energy"].items():
+            rel = (e[:, 0] - e[0, 0]).numpy() / abs(h0)
+            drift = float(result["energy_drift"][name][0])
+            ax.plot(
+                t,
+                rel,
+                color=COLORS.get(name),
+                lw=2.6 if name == "truth" else 1.6,
+                label=f"{LABELS.get(name, name)}, true H (max {drift:.1e})",
+            )
+        for name, h in result["learned_energy"].items():
+            rel = (h[:, 0] - h[0, 0]).numpy() / abs(h0)
+            drift = float(result["learned_energy_drift"][name][0])
+            ax.plot(
+                t,
+                rel,
+                color=COLORS.get(name),
+                ls="--",
+                lw=2.2,
+                label=f"{LABELS.get(name, name)}, its own H_θ (max {drift:.1e})",
+            )
+        ax.set_yscale("symlog", linthresh=0.1, linscale=1.0)
+        ax.set_xlabel("time (system units)")
+        ax.set_ylabel("(H(t) − H(0)) / |H(0)|  (symlog)")
+        ax.set_title("(c) Relative energy change")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=1, framealpha=0.9)
+
+        fig.suptitle(title, fontsize=13)
+        fig.tight_layout()
+        return save(fig, path_stem)

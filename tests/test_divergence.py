@@ -1,0 +1,67 @@
+"""Energy conservation versus trajectory divergence (issue #5): :func:`divergence_rollouts`."""
+
+import math
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from hnnkit.evaluate import divergence_rollouts
+from hnnkit.models import HNN
+from hnnkit.report import divergence_figure
+from hnnkit.systems import NBody, ThreeBody
+
+
+class _MassScaledEnergy(nn.Module):
+    """The true three-body H with every mass scaled by ``factor``: a slightly wrong learned energy."""
+
+    def __init__(self, factor: float):
+        super().__init__()
+        self.system = NBody(n_bodies=3, masses=(factor,) * 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.system.energy(x)
+
+
+@pytest.fixture(scope="module")
+def result():
+    system = ThreeBody()
+    x0 = system.sample_initial(1, generator=torch.Generator().manual_seed(0))
+    t = torch.linspace(0, 6, 121, dtype=torch.float64)
+    models = {"exact": system, "hnn": HNN(12, _MassScaledEnergy(1.01))}
+    return divergence_rollouts(system, models, x0, t)
+
+
+def test_true_system_as_model_does_not_diverge(result):
+    assert result["position_error"]["exact"].max() < 1e-6
+    assert math.isnan(float(result["divergence_time"]["exact"][0]))
+    assert result["energy_drift"]["exact"][0] < 1e-7
+    assert result["energy_drift"]["truth"][0] < 1e-7
+    assert "exact" not in result["learned_energy"]  # a system has no learned energy
+
+
+def test_perturbed_hnn_conserves_its_energy_but_diverges(result):
+    t = result["t"]
+    assert result["learned_energy_drift"]["hnn"][0] < 1e-6
+    td = float(result["divergence_time"]["hnn"][0])
+    assert 0 < td < float(t[-1])
+    err = result["position_error"]["hnn"][:, 0]
+    assert err[-1] > result["threshold"][0] > err[1]
+    assert result["orbit_scale"][0] == pytest.approx(1.0, abs=0.25)  # ring radius in [0.9, 1.2]
+    # the wrong masses change the true energy along the HNN's rollout, though H_θ is conserved
+    assert result["energy_drift"]["hnn"][0] > 100 * result["learned_energy_drift"]["hnn"][0]
+
+
+def test_shapes_and_errors(result):
+    T = len(result["t"])
+    assert result["true"].shape == (T, 1, 12)
+    assert result["position_error"]["hnn"].shape == (T, 1)
+    assert set(result["true_energy"]) == {"truth", "exact", "hnn"}
+    with pytest.raises(ValueError, match="x0 must have shape"):
+        divergence_rollouts(ThreeBody(), {}, torch.zeros(8), result["t"])
+
+
+def test_divergence_figure_writes_png_and_svg(result, tmp_path):
+    paths = divergence_figure(result, tmp_path / "div", title="test", orbit_until=3.0)
+    assert {p.suffix for p in paths} == {".png", ".svg"}
+    assert all(p.stat().st_size > 0 for p in paths)
