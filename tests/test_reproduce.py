@@ -61,3 +61,21 @@ def test_three_body_records_the_divergence_and_draws_it(tmp_path):
     assert div["learned_energy_drift"]["hnn"][0] < 1e-6  # the HNN conserves its own H_θ
     assert set(div["divergence_time"]) == {"baseline", "hnn"}
     assert (tmp_path / "three-body" / "figures" / "divergence.png").is_file()
+
+
+def test_extra_tasks_run_in_reproduce_and_reuse_finished_seeds(tmp_path):
+    res = reproduce(
+        tmp_path,
+        tasks="pixel-pendulum,kan-spring",
+        profile="smoke",
+        quiet=True,
+        echo=lambda *a: None,
+    )
+    for task in ("pixel-pendulum", "kan-spring"):
+        assert "models" in res["tasks"][task], res["tasks"][task]
+        assert (tmp_path / task / "seed0" / "metrics.json").is_file()
+        assert any((tmp_path / task / "figures").glob("*.png"))
+    stamp = (tmp_path / "kan-spring" / "seed0" / "metrics.json").stat().st_mtime_ns
+    (tmp_path / "results.json").unlink()  # force the tasks to run again: finished seeds are reused
+    reproduce(tmp_path, tasks="kan-spring", profile="smoke", quiet=True, echo=lambda *a: None)
+    assert (tmp_path / "kan-spring" / "seed0" / "metrics.json").stat().st_mtime_ns == stamp

@@ -28,9 +28,7 @@ paper's pendulum :math:`H = 3(1 - \cos q) + p^2` (noise-free, rollout from (2.1,
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -51,6 +49,7 @@ from ..report.figures import STYLE as REPORT_STYLE
 from ..report.figures import save
 from ..symbolic import DEFAULT_LIBRARY, SymbolicHamiltonian, extract_hamiltonian, save_kan_run
 from ..systems import HamiltonianSystem, get_system
+from ._seeds import run_seeds
 
 #: The report's final losses (train, test) after 20 000 L-BFGS steps, float32, pykan 0.0.5.
 SEED_REPORT: dict[str, tuple[float, float]] = {
@@ -960,22 +959,13 @@ def reproduce_task(
     the ``paper`` columns.
     """
     scale = 1e7
-    runs = []
-    for s in range(seeds):
-        seed_dir = Path(out_dir) / f"seed{s}"
-        done = seed_dir / "metrics.json"
-        if done.exists():
-            try:
-                runs.append(json.loads(done.read_text()))
-                continue
-            except ValueError:
-                done.unlink()
-        runs.append(run_kan_spring(seed_dir, profile=profile, seed=s, quiet=quiet, device=device))
-    src, dst = Path(out_dir) / "seed0" / "figures", Path(out_dir) / "figures"
-    if src.is_dir():
-        dst.mkdir(parents=True, exist_ok=True)
-        for p in src.iterdir():
-            shutil.copyfile(p, dst / p.name)
+    runs = run_seeds(
+        out_dir,
+        seeds,
+        lambda seed_dir, s: run_kan_spring(
+            seed_dir, profile=profile, seed=s, quiet=quiet, device=device
+        ),
+    )
 
     def cell(values: list[float]) -> dict[str, float | None]:
         n = len(values)

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -61,6 +60,7 @@ from ..data.pixels import (
 )
 from ..errors import HnnkitValueError, NonFiniteLossError, check_choice
 from ..models.autoencoder import PixelHNN
+from ._seeds import run_seeds
 
 MODELS = ("baseline", "hnn")
 #: Table 1, row 5 (×10³): (mean, ±) per model and column.
@@ -607,25 +607,13 @@ def reproduce_task(
     """
     from ..evaluate import aggregate
 
-    runs = []
-    for s in range(seeds):
-        seed_dir = Path(out_dir) / f"seed{s}"
-        done = seed_dir / "metrics.json"
-        if done.exists():
-            try:
-                runs.append(json.loads(done.read_text()))
-                continue
-            except ValueError:
-                done.unlink()
-        runs.append(
-            run_pixel_pendulum(seed_dir, profile=profile, seed=s, quiet=quiet, device=device)
-        )
-    figs_src = Path(out_dir) / "seed0" / "figures"
-    figs_dst = Path(out_dir) / "figures"
-    if figs_src.is_dir():
-        figs_dst.mkdir(parents=True, exist_ok=True)
-        for p in figs_src.iterdir():
-            atomic_write(figs_dst / p.name, lambda tmp, p=p: tmp.write_bytes(p.read_bytes()))
+    runs = run_seeds(
+        out_dir,
+        seeds,
+        lambda seed_dir, s: run_pixel_pendulum(
+            seed_dir, profile=profile, seed=s, quiet=quiet, device=device
+        ),
+    )
 
     def scaled(cell: dict[str, float]) -> dict[str, float]:
         return {"mean": cell["mean"] * SCALE, "sem": cell["sem"] * SCALE}
