@@ -119,7 +119,9 @@ TASKS: dict[str, Task] = {
         name="damped-pendulum",
         system="damped-pendulum",
         data={"n_trajectories": 50, "n_points": 45, "t_span": (0.0, 3.0), "noise_std": 0.0},
-        training=Training(steps=2000, weight_decay=1e-4),
+        # no weight decay: the data are noise-free, and an L2 penalty shrinks the learned
+        # dissipation (rate 0.0895 with 1e-4 against 0.0980 without, 2000 steps, seed 0)
+        training=Training(steps=2000, weight_decay=0.0),
         eval_span=(0.0, 20.0),
         models=("baseline", "hnn", "dhnn"),
     ),
