@@ -141,9 +141,9 @@ def html_report(
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
 body {{ font-family: system-ui, -apple-system, Segoe UI, sans-serif; margin: 2rem auto; max-width: 1400px; color: #222; padding: 0 1rem; }}
-table {{ border-collapse: collapse; font-size: 0.9rem; margin: 1rem 0; }}
-th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; white-space: nowrap; }}
-th {{ white-space: normal; max-width: 7.5rem; vertical-align: bottom; }}
+table {{ border-collapse: collapse; font-size: 0.8rem; margin: 1rem 0; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 5px; text-align: right; white-space: nowrap; }}
+th {{ white-space: normal; max-width: 6rem; vertical-align: bottom; }}
 .scroll {{ overflow-x: auto; }}
 th {{ background: #f3f3f3; }} td:first-child, td:nth-child(2) {{ text-align: left; font-weight: 600; }}
 tr:nth-child(even) td {{ background: #fafafa; }}
