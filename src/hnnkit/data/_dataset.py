@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DataFileError, HnnkitValueError
-from ._io import atomic_write
+from ._io import atomic_write_npz
 
 _FORMAT_VERSION = 1
 
@@ -151,12 +151,7 @@ class Dataset:
         arrays = {k: v.detach().cpu().numpy() for k, v in self._arrays().items()}
         meta = {"format": _FORMAT_VERSION, "config": self.config, "sha256": _digest(arrays)}
         arrays["meta"] = np.frombuffer(json.dumps(meta, default=str).encode(), dtype=np.uint8)
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-
-        return atomic_write(path, write)
+        return atomic_write_npz(path, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Dataset:

@@ -38,6 +38,17 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
     )
 
 
+def atomic_write_npz(path: str | os.PathLike, arrays: dict[str, Any]) -> Path:
+    """Write numpy ``arrays`` as an uncompressed ``.npz`` to ``path`` atomically."""
+    import numpy as np
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz" to a name
+            np.savez(fh, **arrays)
+
+    return atomic_write(path, write)
+
+
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, tuple | set):
         return list(obj)

@@ -60,7 +60,7 @@ from torch import Tensor
 
 from ..errors import DataFileError, HnnkitValueError, check_choice
 from ..systems.pixel import DEFAULT_GEOMETRY, PendulumGeometry, render_pendulum
-from ._io import atomic_write
+from ._io import atomic_write_npz
 
 #: Bumped whenever generation changes, so that stale cache files are never reused.
 PIXELS_VERSION = 1
@@ -354,12 +354,7 @@ class PixelPendulumData:
             "test_mask": self.test_mask.numpy(),
             "config": np.array(json.dumps(self.config, sort_keys=True)),
         }
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-
-        return atomic_write(path, write)
+        return atomic_write_npz(path, arrays)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PixelPendulumData:
