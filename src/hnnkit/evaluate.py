@@ -87,11 +87,19 @@ def as_float64(model: nn.Module) -> nn.Module:
 
 @torch.no_grad()
 def rollout(
-    field: Any, x0: Tensor, t: Tensor, *, rtol: float, atol: float, method: str = "dopri5"
+    field: Any,
+    x0: Tensor,
+    t: Tensor,
+    *,
+    rtol: float,
+    atol: float,
+    method: str = "dopri5",
+    compact: bool = True,
 ) -> Tensor:
-    """Integrate ``field.vector_field`` from ``x0`` ``(B, d)`` at times ``t``; ``(T, B, d)``."""
-    # a time-scaled field holds one span per row, so every row must stay in every call
-    compact = not isinstance(field, _TimeScaled)
+    """Integrate ``field.vector_field`` from ``x0`` ``(B, d)`` at times ``t``; ``(T, B, d)``.
+
+    ``compact=False`` for a field with per-row constants (see :func:`hnnkit.integrate.odeint`).
+    """
     return odeint(field.vector_field, x0, t, method=method, rtol=rtol, atol=atol, compact=compact)
 
 
@@ -103,19 +111,13 @@ def loss_metrics(
     With ``through_step`` the prediction of a forward-difference target is one RK4 step of
     the model's flow over ``dataset.step`` (see :func:`hnnkit.train.fit`), else the field.
     """
-    if through_step and dataset.step is None:
-        raise HnnkitValueError(
-            "through_step=True needs forward-difference targets (Dataset.step set); this "
-            "dataset holds derivatives"
-        )
     dtype = next(model.parameters()).dtype
     out = {}
     for part in ("train", "test"):
         x, dx = (v.to(dtype) for v in dataset.split(part))
         with torch.enable_grad():
             if through_step:
-                mask = dataset.test_mask if part == "test" else ~dataset.test_mask
-                h = dataset.step[mask][:, None].to(dtype)
+                h = dataset.split_step(part).to(dtype)
                 pred = step_slope(model.vector_field, x, h).detach()
             else:
                 pred = model.vector_field(None, x).detach()
@@ -172,9 +174,19 @@ def evaluate_original(
             stretch = 1 + 0.9 * noise_std
             spans = 20 * stretch ** torch.arange(1, 16, dtype=torch.float64).unsqueeze(1)
             s_grid = torch.linspace(0, 1, 100, dtype=torch.float64)
-            true = rollout(_TimeScaled(system, spans), x0, s_grid, rtol=1e-12, atol=1e-6)
+            # one span per row: every row must stay in every call of the field
+            true = rollout(
+                _TimeScaled(system, spans), x0, s_grid, rtol=1e-12, atol=1e-6, compact=False
+            )
             preds = {
-                k: rollout(_TimeScaled(m, spans * stretch), x0, s_grid, rtol=1e-12, atol=1e-6)
+                k: rollout(
+                    _TimeScaled(m, spans * stretch),
+                    x0,
+                    s_grid,
+                    rtol=1e-12,
+                    atol=1e-6,
+                    compact=False,
+                )
                 for k, m in m64.items()
             }
             t = s_grid * spans[-1, 0]

@@ -165,15 +165,8 @@ def fit(
     n_train = x_train.shape[0]
     h_train = h_test = None
     if through_step:
-        if dataset.step is None:
-            raise HnnkitValueError(
-                "through_step=True needs targets that are forward differences (Dataset.step "
-                "set, as by real_pendulum()); this dataset holds derivatives, so train with "
-                "through_step=False"
-            )
         h_train, h_test = (
-            dataset.step[m][:, None].to(device=device, dtype=dtype)
-            for m in (~dataset.test_mask, dataset.test_mask)
+            dataset.split_step(part).to(device=device, dtype=dtype) for part in ("train", "test")
         )
     if batch_size is not None and not (isinstance(batch_size, int) and 1 <= batch_size):
         raise HnnkitValueError(

@@ -127,6 +127,23 @@ class Dataset:
         mask = self.test_mask if part == "test" else ~self.test_mask
         return self.x[mask], self.dx[mask]
 
+    def split_step(self, part: str) -> Tensor:
+        """The forward-difference intervals of ``part``, ``(N, 1)``, aligned with :meth:`split`.
+
+        Raises:
+            HnnkitValueError: if ``part`` is unknown or the targets are derivatives (no ``step``).
+        """
+        if part not in ("train", "test"):
+            raise HnnkitValueError(f"part must be 'train' or 'test', got {part!r}")
+        if self.step is None:
+            raise HnnkitValueError(
+                "through_step=True needs targets that are forward differences (Dataset.step "
+                "set, as by real_pendulum()); this dataset holds derivatives, so use "
+                "through_step=False"
+            )
+        mask = self.test_mask if part == "test" else ~self.test_mask
+        return self.step[mask][:, None]
+
     def to(
         self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> Dataset:
