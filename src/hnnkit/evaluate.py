@@ -256,9 +256,7 @@ def evaluate_corrected(
         x0 = true[0]
         energy_fn = _real_energy
     else:
-        idx = dataset.test_trajectories[:max_trajectories]
-        clean = dataset.x_clean if dataset.x_clean is not None else dataset.x
-        x0 = clean[idx, 0]
+        x0 = dataset.test_initial_states[:max_trajectories]
         t = torch.linspace(*t_span, n_points, dtype=torch.float64)
         true = (
             system.exact_solution(t, x0) if system.exact_solution(t[:2], x0) is not None else None

@@ -116,6 +116,12 @@ class Dataset:
         return torch.nonzero(self.test_mask.any(dim=1)).flatten()
 
     @property
+    def test_initial_states(self) -> Tensor:
+        """First states ``(n_test_trajectories, 2n)`` of the held-out trajectories, noise-free when known."""
+        states = self.x_clean if self.x_clean is not None else self.x
+        return states[self.test_trajectories, 0]
+
+    @property
     def train_trajectories(self) -> Tensor:
         """Indices of trajectories that hold any training point."""
         return torch.nonzero((~self.test_mask).any(dim=1)).flatten()

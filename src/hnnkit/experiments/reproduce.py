@@ -213,8 +213,7 @@ def run_seed(task: Task, seed: int, out: Path, device: torch.device, quiet: bool
         loss_curves(histories, figs / "loss", title=f"{task.name}: loss vs step")
     if task.name == "three-body":
         # the review's point: the HNN conserves its own energy, yet its trajectory diverges
-        states = data.x_clean if data.x_clean is not None else data.x
-        x0 = states[int(data.test_trajectories[0]), 0]
+        x0 = data.test_initial_states[0]
         div = divergence_rollouts(system, models, x0, torch.linspace(0.0, 10.0, 500))
         metrics["divergence"] = {
             k: div[k]
