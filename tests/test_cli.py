@@ -38,8 +38,11 @@ def test_train_then_evaluate_writes_a_complete_run_dir(tmp_path, capsys):
         assert (run / name).is_file(), name
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["seed"] == 0 and cfg["provenance"]["torch"] and "git_commit" in cfg["provenance"]
+    trained = json.loads((run / "metrics.json").read_text())
     assert main(["evaluate", str(run), "--t-span", "0", "5"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
+    # evaluate adds to what training recorded instead of dropping it
+    assert metrics["train_seconds"] == trained["train_seconds"]
     assert {
         "train_loss",
         "test_loss",

@@ -77,9 +77,11 @@ def test_symbolic_prints_the_spring_hamiltonian(kan_run, tmp_path, capsys):
 
 def test_evaluate_rebuilds_a_kan_run(kan_run, tmp_path):
     run = shutil.copytree(kan_run, tmp_path / "run")  # evaluate rewrites metrics.json
+    kan_section = json.loads((run / "metrics.json").read_text())["kan"]
     assert main(["evaluate", str(run), "--t-span", "0", "2"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["rollout_mse"]["mean"] < 1e-2
+    assert metrics["kan"] == kan_section  # training's record survives re-evaluation
     assert (run / "rollouts.png").is_file()
 
 

@@ -338,7 +338,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             for k, v in corr[cfg["model"]].items()
         }
     )
-    atomic_write_json(run / "metrics.json", metrics)
+    # Keep what training recorded (train_seconds, the kan section) and refresh the rest.
+    previous: dict[str, Any] = {}
+    try:
+        loaded = json.loads((run / "metrics.json").read_text())
+        previous = loaded if isinstance(loaded, dict) else {}
+    except (OSError, ValueError):
+        pass  # missing or corrupt: rewritten from scratch
+    atomic_write_json(run / "metrics.json", {**previous, **metrics})
     orbit = cfg["system"] in ("two-body", "three-body")
     rollout_panels(rollouts, run / "rollouts", title=f"{cfg['system']} {cfg['model']}", orbit=orbit)
     for k, v in metrics.items():
