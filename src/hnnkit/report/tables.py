@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import html
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,41 +13,104 @@ COLUMNS = ("train", "test", "energy")
 MODEL_ORDER = ("baseline", "hnn", "dhnn", "mlp-hnn", "kan-hnn")
 
 
-def fmt(cell: Any) -> str:
-    """``mean ± sem`` with 2–3 significant digits; ``–`` when missing."""
+def _positional(value: float) -> bool:
+    return value == 0 or not math.isfinite(value) or 1e-3 <= abs(value) < 1e5
+
+
+def number(value: float, digits: int = 3, *, positional: bool | None = None) -> str:
+    """``value`` to ``digits`` significant digits, positional between 1e-3 and 1e5, else ``1.2e9``.
+
+    ``3780`` reads faster than ``3.78e+03``, and a table of them stays narrow. ``positional``
+    forces one notation (a ± follows its mean's).
+    """
+    if not math.isfinite(value):
+        return str(value)
+    if value == 0:
+        return "0"
+    exponent = math.floor(math.log10(abs(value)))
+    if _positional(value) if positional is None else positional:
+        decimals = max(0, digits - 1 - exponent)
+        text = f"{round(value, digits - 1 - exponent):.{decimals}f}"
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    mantissa, power = f"{value:.{digits - 1}e}".split("e")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(power)}"
+
+
+def _mean_sem(cell: Any) -> tuple[float | None, float | None]:
     if cell is None:
-        return "–"
+        return None, None
     if isinstance(cell, (tuple, list)):
-        mean, sem = cell
-    else:
-        mean, sem = cell["mean"], cell.get("sem")
+        return cell[0], cell[1]
+    return cell.get("mean"), cell.get("sem")
+
+
+def fmt(cell: Any) -> str:
+    """``mean ± sem`` with 3 and 2 significant digits; ``–`` when missing."""
+    mean, sem = _mean_sem(cell)
     if mean is None:
         return "–"
-    s = f"{mean:.3g}"
-    return s if sem is None else f"{s} ± {sem:.2g}"
+    if sem is None:
+        return number(mean)
+    return f"{number(mean)} ± {number(sem, 2, positional=_positional(mean))}"
 
 
-def table_rows(results: dict[str, Any]) -> list[list[str]]:
-    """One row per task × model: paper | ours (original protocol) | ours (corrected protocol)."""
+#: the three column groups, side by side: (CSS class, title)
+GROUPS = (
+    ("paper", "paper (Table 1)"),
+    ("original", "ours, original protocol"),
+    ("corrected", "ours, corrected protocol"),
+)
+#: results.json keys of our train, test and energy columns
+KEYS = ("train_loss", "test_loss", "energy")
+
+
+def _cells(task_entry: dict[str, Any], model: str) -> list[Any]:
+    """The nine raw cells of one row: paper, original, corrected × train, test, energy."""
+    r = task_entry["models"][model]
+    paper = task_entry.get("paper", {}).get(model, {})
+    original = r.get("original", {})
+    return (
+        [paper.get(c) for c in COLUMNS] + [original.get(k) for k in KEYS] + [r.get(k) for k in KEYS]
+    )
+
+
+def _ordered_models(entry: dict[str, Any]) -> list[str]:
+    return sorted(entry["models"], key=lambda m: MODEL_ORDER.index(m) if m in MODEL_ORDER else 99)
+
+
+def _table(results: dict[str, Any]) -> list[tuple[list[str], list[Any]]]:
+    """``(labels, cells)`` per task × model: labels task, model, scale, seeds; nine raw cells."""
     rows = []
     for task, entry in results.get("tasks", {}).items():
         if "models" not in entry:
             continue
-        scale = entry.get("scale", 1e3)
-        models = sorted(
-            entry["models"], key=lambda m: MODEL_ORDER.index(m) if m in MODEL_ORDER else 99
-        )
-        for m in models:
-            r = entry["models"][m]
-            paper = entry.get("paper", {}).get(m, {})
-            orig = r.get("original", {})
-            rows.append(
-                [task, m, f"×{scale:.0e}".replace("e+0", "e"), str(r.get("n_seeds", ""))]
-                + [fmt(paper.get(c)) for c in COLUMNS]
-                + [fmt(orig.get(f"{c}_loss" if c != "energy" else c)) for c in COLUMNS]
-                + [fmt(r.get(f"{c}_loss" if c != "energy" else c)) for c in COLUMNS]
-            )
+        scale = f"×{entry.get('scale', 1e3):.0e}".replace("e+0", "e")
+        for m in _ordered_models(entry):
+            labels = [task, m, scale, str(entry["models"][m].get("n_seeds", ""))]
+            rows.append((labels, _cells(entry, m)))
     return rows
+
+
+def _best_energy(rows: list[tuple[list[str], list[Any]]]) -> set[tuple[int, int]]:
+    """(row, column) of the lowest energy error per task in each of our two protocols."""
+    best: set[tuple[int, int]] = set()
+    for col in (5, 8):
+        by_task: dict[str, list[tuple[float, int]]] = {}
+        for i, (labels, cells) in enumerate(rows):
+            mean, _ = _mean_sem(cells[col])
+            if mean is not None and math.isfinite(mean):
+                by_task.setdefault(labels[0], []).append((mean, i))
+        for entries in by_task.values():
+            if len(entries) > 1:
+                best.add((min(entries)[1], col))
+    return best
+
+
+def table_rows(results: dict[str, Any]) -> list[list[str]]:
+    """One row per task × model: paper | ours (original protocol) | ours (corrected protocol)."""
+    return [labels + [fmt(c) for c in cells] for labels, cells in _table(results)]
 
 
 HEADER = [
@@ -56,26 +121,33 @@ HEADER = [
     "paper train",
     "paper test",
     "paper energy",
-    "original-protocol train",
-    "original-protocol test",
-    "original-protocol energy",
-    "corrected train",
-    "corrected test",
-    "corrected energy",
+    "orig. train",
+    "orig. test",
+    "orig. energy",
+    "corr. train",
+    "corr. test",
+    "corr. energy",
 ]
+
+TABLE_NOTE = (
+    "Values are multiplied by the scale shown (the paper's convention). *train/test*: derivative "
+    "MSE, the same means under both protocols; ± is the standard error over points under the "
+    "original protocol, over seeds (points for one seed) under the corrected one. *energy*: MSE of "
+    "the energy along long rollouts, under the original protocol (*orig.*: its quirks kept, so it "
+    "compares with the paper) and the corrected one (*corr.*: aligned clocks, the true H, tight "
+    "tolerances); see README, Evaluation protocols. **Bold**: the task's lowest energy error."
+)
 
 
 def markdown_table(results: dict[str, Any]) -> str:
     """Table 1 in Markdown."""
-    rows = table_rows(results)
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    notes = (
-        "\nValues are multiplied by the scale shown (the paper's convention). *train/test*: derivative MSE "
-        "(± standard error over points for the original protocol, over seeds for the corrected one). *energy*: "
-        "MSE of the energy along long rollouts (see README, Evaluation protocols).\n"
-    )
-    return "\n".join(lines) + "\n" + notes + dissipation_notes(results)
+    rows = _table(results)
+    best = _best_energy(rows)
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * 2 + "---:|" * (len(HEADER) - 2)]
+    for i, (labels, cells) in enumerate(rows):
+        texts = [f"**{fmt(c)}**" if (i, j) in best else fmt(c) for j, c in enumerate(cells)]
+        lines.append("| " + " | ".join(labels + texts) + " |")
+    return "\n".join(lines) + "\n\n" + TABLE_NOTE + "\n" + dissipation_notes(results)
 
 
 def dissipation_notes(results: dict[str, Any]) -> str:
@@ -100,6 +172,13 @@ def dissipation_notes(results: dict[str, Any]) -> str:
     return "\n**Dissipation**\n\n" + "\n".join(lines) + "\n"
 
 
+def _html_note() -> str:
+    """TABLE_NOTE with its Markdown emphasis as HTML."""
+    text = html.escape(TABLE_NOTE)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+    return re.sub(r"\*(.+?)\*", r"<i>\1</i>", text)
+
+
 def html_report(
     results: dict[str, Any], figures: dict[str, list[Path]], title: str = "hnnkit reproduction"
 ) -> str:
@@ -110,11 +189,41 @@ def html_report(
         mime = "image/gif" if str(path).endswith(".gif") else "image/png"
         return f'<img alt="{html.escape(Path(path).stem)}" src="data:{mime};base64,{data}">'
 
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in HEADER)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-        for row in table_rows(results)
+    def cell(value: Any, group: str, bold: bool) -> str:
+        mean, sem = _mean_sem(value)
+        if mean is None:
+            text = "–"
+        elif sem is None:
+            text = html.escape(number(mean))
+        else:
+            pm = number(sem, 2, positional=_positional(mean))
+            text = f'{html.escape(number(mean))}<span class="pm"> ± {html.escape(pm)}</span>'
+        return f'<td class="{group}{" best" if bold else ""}">{text}</td>'
+
+    head = (
+        '<tr><th rowspan="2">task<br><small>scale</small></th>'
+        + "".join(f'<th rowspan="2">{h}</th>' for h in HEADER[1:4:2])
+        + "".join(f'<th colspan="3" class="{g}">{html.escape(t)}</th>' for g, t in GROUPS)
+        + "</tr><tr>"
+        + "".join(f'<th class="{g}">{c}</th>' for g, _ in GROUPS for c in COLUMNS)
+        + "</tr>"
     )
+    rows = _table(results)
+    best = _best_energy(rows)
+    span = {t: sum(labels[0] == t for labels, _ in rows) for t in {labels[0] for labels, _ in rows}}
+    body = ""
+    for i, (labels, cells) in enumerate(rows):
+        task, model, scale, seeds = labels
+        first = i == 0 or rows[i - 1][0][0] != task
+        body += '<tr class="first">' if first else "<tr>"
+        if first:  # one cell per task, its scale under its name
+            body += (
+                f'<th rowspan="{span[task]}" class="task">{html.escape(task)}<br>'
+                f"<small>{html.escape(scale)}</small></th>"
+            )
+        body += f'<td class="model">{html.escape(model)}</td><td>{html.escape(seeds)}</td>'
+        body += "".join(cell(c, GROUPS[j // 3][0], (i, j) in best) for j, c in enumerate(cells))
+        body += "</tr>"
     sections = []
     for task, paths in figures.items():
         imgs = "".join(
@@ -141,14 +250,15 @@ def html_report(
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
 body {{ font-family: system-ui, -apple-system, Segoe UI, sans-serif; margin: 2rem auto; max-width: 1400px; color: #222; padding: 0 1rem; }}
-table {{ border-collapse: collapse; font-size: 0.8rem; margin: 1rem 0; }}
-th, td {{ border: 1px solid #ccc; padding: 3px 5px; text-align: right; white-space: nowrap; }}
-th {{ white-space: normal; max-width: 6rem; vertical-align: bottom; }}
-.scroll {{ overflow-x: auto; }}
-th {{ background: #f3f3f3; }} td:first-child, td:nth-child(2) {{ text-align: left; font-weight: 600; }}
-tr:nth-child(even) td {{ background: #fafafa; }}
-th:nth-child(n+5):nth-child(-n+7), td:nth-child(n+5):nth-child(-n+7) {{ background: #fff8e6; }}
-th:nth-child(n+11), td:nth-child(n+11) {{ background: #eef6ff; }}
+table {{ border-collapse: collapse; font-size: 0.85rem; margin: 1rem 0; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 6px; text-align: right; white-space: nowrap; }}
+th {{ background: #f3f3f3; text-align: center; }} .scroll {{ overflow-x: auto; }}
+th.task {{ text-align: left; vertical-align: top; background: #fff; }}
+th.task small {{ font-weight: normal; color: #777; }} tr.first > * {{ border-top: 2px solid #999; }}
+td.model {{ text-align: left; }}
+th.paper, td.paper {{ background: #fff8e6 !important; }}
+th.corrected, td.corrected {{ background: #eef6ff !important; }}
+td.best {{ font-weight: 700; }} .pm {{ color: #777; font-size: 0.9em; }}
 figure {{ display: inline-block; margin: 0.5rem; }} img {{ max-width: 100%; border: 1px solid #eee; }}
 img[src^="data:image/gif"] {{ width: 480px; image-rendering: pixelated; }}
 figcaption {{ font-size: 0.8rem; color: #666; }} .meta td {{ text-align: left; font-weight: normal; }}
@@ -156,10 +266,8 @@ figcaption {{ font-size: 0.8rem; color: #666; }} .meta td {{ text-align: left; f
 <h1>{html.escape(title)}</h1>
 <p>Profile <b>{html.escape(str(results.get("profile")))}</b>, protocols shown side by side:
 the paper's Table 1 (yellow), ours under the original evaluation protocol, and ours under the corrected protocol (blue).</p>
-<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>
-<p>Values are multiplied by the scale shown (the paper's convention). <i>train/test</i>: derivative
-MSE (± standard error over points for the original protocol, over seeds for the corrected one).
-<i>energy</i>: MSE of the energy along long rollouts.</p>
+<div class="scroll"><table><thead>{head}</thead><tbody>{body}</tbody></table></div>
+<p class="note">{_html_note()}</p>
 {"<h3>Dissipation</h3><ul>" + dissipation + "</ul>" if dissipation else ""}
 {"<h3>Skipped tasks</h3><ul>" + skipped + "</ul>" if skipped else ""}
 {"".join(sections)}

@@ -1,0 +1,85 @@
+"""Table 1's formatting: numbers, the lowest energy in bold, the HTML header groups."""
+
+import math
+
+import pytest
+
+from hnnkit.report.tables import fmt, html_report, markdown_table, number
+
+
+@pytest.mark.parametrize(
+    "value, digits, text",
+    [
+        (3784.0, 3, "3780"),
+        (174.0, 2, "170"),
+        (0.38, 3, "0.38"),
+        (0.001234, 3, "0.00123"),
+        (9.2, 3, "9.2"),
+        (-3.25, 2, "-3.2"),
+        (0.0, 3, "0"),
+        (2.52e7, 3, "2.52e7"),
+        (1.0e-5, 2, "1e-5"),
+        (0.000999, 3, "9.99e-4"),
+        (math.inf, 3, "inf"),
+    ],
+)
+def test_numbers_are_positional_in_the_readable_range_and_compact_outside(value, digits, text):
+    assert number(value, digits) == text
+
+
+def test_the_error_follows_its_means_notation():
+    assert fmt({"mean": 1.12e5, "sem": 15056.0}) == "1.12e5 ± 1.5e4"
+    assert fmt({"mean": 357.0, "sem": 37.4}) == "357 ± 37"
+    assert fmt({"mean": 2.67, "sem": None}) == "2.67"
+    assert fmt(None) == "–"
+
+
+def _results():
+    def model(train, energy_orig, energy_corr):
+        cell = lambda m: {"mean": m, "sem": m / 10}  # noqa: E731
+        return {
+            "n_seeds": 3,
+            "train_loss": cell(train),
+            "test_loss": cell(train),
+            "energy": cell(energy_corr),
+            "original": {
+                "train_loss": cell(train),
+                "test_loss": cell(train),
+                "energy": cell(energy_orig),
+            },
+        }
+
+    return {
+        "profile": "quick",
+        "tasks": {
+            "spring": {
+                "scale": 1e3,
+                "paper": {"hnn": {"train": [37, 2], "test": [36, 2], "energy": [0.38, 0.1]}},
+                # the original protocol and the corrected one disagree on which is lower
+                "models": {"hnn": model(36.0, 0.2, 900.0), "baseline": model(37.0, 212.0, 11.8)},
+            },
+            "two-body": {"skipped": "not in this profile"},
+        },
+    }
+
+
+def test_markdown_bolds_each_protocols_lowest_energy_per_task():
+    table = markdown_table(_results())
+    rows = {
+        line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| spring")
+    }
+    assert rows["baseline"].startswith("| spring | baseline | ×1e3 | 3 | – | – | – |")
+    hnn, base = rows["hnn"].split(" | "), rows["baseline"].split(" | ")
+    assert hnn[9] == "**0.2 ± 0.02**" and base[9] == "212 ± 21"  # original protocol
+    assert hnn[12] == "900 ± 90 |" and base[12] == "**11.8 ± 1.2** |"  # corrected protocol
+    assert "| spring | hnn | ×1e3 | 3 | 37 ± 2 | 36 ± 2 | 0.38 ± 0.1 |" in rows["hnn"]
+    assert table.index("| spring | baseline |") < table.index("| spring | hnn |")
+
+
+def test_html_groups_the_protocols_and_spans_the_task():
+    page = html_report(_results(), {})
+    assert '<th colspan="3" class="paper">paper (Table 1)</th>' in page
+    assert '<th colspan="3" class="corrected">ours, corrected protocol</th>' in page
+    assert page.count('rowspan="2" class="task">spring') == 1  # one cell for both models
+    assert '<td class="corrected best">11.8<span class="pm"> ± 1.2</span></td>' in page
+    assert "<b>two-body</b>: not in this profile" in page
