@@ -180,8 +180,17 @@ def test_damped_systems_are_registered_and_validate_gamma():
 
 
 # -- the reproduce task ------------------------------------------------------------------
-def test_reproduce_smoke_damped_pendulum_has_dhnn_rows(tmp_path):
+def test_reproduce_smoke_damped_pendulum_has_dhnn_rows(tmp_path, monkeypatch):
+    from hnnkit.experiments import reproduce as reproduce_module
     from hnnkit.experiments.reproduce import reproduce
+
+    decays = {}
+
+    def recording_fit(model, data, **kwargs):
+        decays[type(model).__name__] = kwargs["weight_decay"]
+        return fit(model, data, **kwargs)
+
+    monkeypatch.setattr(reproduce_module, "fit", recording_fit)
 
     out = tmp_path / "r"
     reproduce(out, tasks="damped-pendulum", profile="smoke", quiet=True, echo=lambda s: None)
@@ -195,3 +204,5 @@ def test_reproduce_smoke_damped_pendulum_has_dhnn_rows(tmp_path):
     assert (out / "damped-pendulum" / "figures" / "energy.png").is_file()
     table = (out / "table.md").read_text()
     assert "| damped-pendulum | dhnn |" in table and "learned dissipation rate" in table
+    # L2 would shrink the learned friction; the others keep the original's 1e-4
+    assert decays == {"Baseline": 1e-4, "HNN": 1e-4, "DissipativeHNN": 0.0}

@@ -156,7 +156,7 @@ def run_seed(task: Task, seed: int, out: Path, device: torch.device, quiet: bool
             steps=tr.steps,
             lr=tr.lr,
             batch_size=tr.batch_size,
-            weight_decay=tr.weight_decay,
+            weight_decay=tr.weight_decay_for(kind),
             seed=seed,
             log_every=max(1, tr.steps // 40),
             checkpoint_every=max(1, tr.steps // 10),  # resumable; each save costs an fsync

@@ -19,6 +19,12 @@ class Training:
     weight_decay: float = 1e-4
     lr: float = 1e-3
     hidden: tuple[int, ...] = (200, 200)
+    #: ``(model, weight decay)`` pairs that override ``weight_decay`` for those models
+    weight_decay_by_model: tuple[tuple[str, float], ...] = ()
+
+    def weight_decay_for(self, model: str) -> float:
+        """The weight decay that ``model`` trains with."""
+        return dict(self.weight_decay_by_model).get(model, self.weight_decay)
 
 
 @dataclass(frozen=True)
@@ -119,9 +125,12 @@ TASKS: dict[str, Task] = {
         name="damped-pendulum",
         system="damped-pendulum",
         data={"n_trajectories": 50, "n_points": 45, "t_span": (0.0, 3.0), "noise_std": 0.0},
-        # no weight decay: the data are noise-free, and an L2 penalty shrinks the learned
-        # dissipation (rate 0.0895 with 1e-4 against 0.0980 without, 2000 steps, seed 0)
-        training=Training(steps=2000, weight_decay=0.0),
+        # No weight decay for the dhnn: an L2 penalty shrinks the learned dissipation (rate
+        # 0.0895 with 1e-4 against 0.0980 without, 2000 steps, seed 0). The baseline and the
+        # HNN keep the original's 1e-4: without it, Adam on these noise-free targets spikes
+        # every few hundred steps (seed 0's baseline: train loss 8.3e-5 at step 1950, 2.6e-3
+        # at step 2000), and the final iterate is what Table 1 reports.
+        training=Training(steps=2000, weight_decay=1e-4, weight_decay_by_model=(("dhnn", 0.0),)),
         eval_span=(0.0, 20.0),
         models=("baseline", "hnn", "dhnn"),
     ),
