@@ -137,25 +137,40 @@ def main(argv: list[str] | None = None) -> int:
             done[m["task"]] = float(m["s"])
     print(f"\nper task, profile {profile}, {seeds} seed(s)")
     print(
-        "| task | wall s | train s baseline | train s HNN | rest s (data, eval, figures) | original code, full settings, s (notes §8) |"
+        "| task | wall s | train s baseline | train s HNN | train s other models | rest s (data, eval, figures) | original code, full settings, s (notes §8) |"
     )
-    print("|---|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---|")
     rows = {}
     for name, entry in results["tasks"].items():
         wall = done.get(name, float("nan"))
         if "skipped" in entry:
-            print(f"| {name} | {wall:.1f} | skipped: {entry['skipped']} | | | |")
+            print(f"| {name} | {wall:.1f} | skipped: {entry['skipped']} | | | | |")
             rows[name] = {"wall": wall, "skipped": entry["skipped"]}
             continue
         models = entry.get("models", {})
         tb = models.get("baseline", {}).get("train_seconds")
         th = models.get("hnn", {}).get("train_seconds")
-        rest = wall - (tb or 0) - (th or 0)
+        others = {
+            m: r["train_seconds"]
+            for m, r in models.items()
+            if m not in ("baseline", "hnn") and r.get("train_seconds") is not None
+        }
+        to = sum(others.values()) if others else None
+        rest = wall - (tb or 0) - (th or 0) - (to or 0)
         orig = ORIGINAL.get(name)
         orig_txt = f"{orig[0]:.0f} ({orig[1]})" if orig else "n/a"
         fmt = lambda v: "n/a" if v is None else f"{v:.1f}"  # noqa: E731
-        print(f"| {name} | {wall:.1f} | {fmt(tb)} | {fmt(th)} | {rest:.1f} | {orig_txt} |")
-        rows[name] = {"wall": wall, "train_baseline": tb, "train_hnn": th, "rest": rest}
+        other_txt = ", ".join(f"{m} {v:.1f}" for m, v in others.items()) or "n/a"
+        print(
+            f"| {name} | {wall:.1f} | {fmt(tb)} | {fmt(th)} | {other_txt} | {rest:.1f} | {orig_txt} |"
+        )
+        rows[name] = {
+            "wall": wall,
+            "train_baseline": tb,
+            "train_hnn": th,
+            "train_other": others,
+            "rest": rest,
+        }
     print(f"\ntotal wall time, profile {profile}: {total:.1f} s ({total / 60:.2f} min)")
     if profile in TARGETS:
         target = TARGETS[profile]

@@ -46,6 +46,7 @@ import json
 import os
 import statistics
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -205,6 +206,47 @@ def batched_seeds_fit(
 # --------------------------------------------------------------------------------------
 
 
+def gemm_floor_ms(n: int, width: int = 200, repeats: int = 200) -> tuple[float, float]:
+    """Milliseconds for the hidden-layer products that any exact HNN training step must do.
+
+    For ``H = w · tanh(W2 tanh(W1 x + b1) + b2)`` with ``W2`` of ``width × width``, one step on
+    ``n`` points needs six ``n × width × width`` products: the forward ``h1 W2ᵀ``, the input
+    gradient's ``e2 W2``, and in the backward pass ``ē2 = c̄1 W2ᵀ``, the two terms of ``∂L/∂W2``
+    (``e2ᵀ c̄1`` and ``ā2ᵀ h1``) and ``h̄1 = ā2 W2``. Everything else (the 2-wide first and
+    last layers, the elementwise work, Adam) comes on top. The reference loop does the same six
+    plus two for its per-step test pass. Timed here on the same shapes, best of three batches.
+
+    Returns:
+        ``(products, tanh)``: milliseconds for the six products, and for the two ``tanh`` over
+        ``n × width`` that the forward pass needs (the least non-product work of a step).
+    """
+    a = torch.randn(n, width)
+    b = torch.randn(n, width)
+    w = torch.randn(width, width)
+    products = (
+        lambda: a @ w.t(),
+        lambda: a @ w,
+        lambda: b @ w.t(),
+        lambda: a.t() @ b,
+        lambda: b.t() @ a,
+        lambda: b @ w,
+    )
+    for f in products:
+        f()
+
+    def best_ms(fns: tuple[Callable[[], Tensor], ...]) -> float:
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                for f in fns:
+                    f()
+            best = min(best, (time.perf_counter() - t0) / repeats)
+        return best * 1e3
+
+    return best_ms(products), best_ms((lambda: torch.tanh(a), lambda: torch.tanh(b)))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
@@ -315,6 +357,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     ratio_short = med["hnn ref"] / med["hnn fit"]
     results["ratio_short"] = ratio_short
+    floor, tanh_ms = gemm_floor_ms(x.shape[0])
+    results["gemm_floor_ms"], results["tanh_ms"] = floor, tanh_ms
+    print(
+        f"floor: the six {x.shape[0]}x200x200 products every exact HNN step needs take "
+        f"{floor:.2f} ms, its two tanh {tanh_ms:.2f} ms; fit spends {ms['hnn fit'] - floor:.2f} "
+        f"ms/step besides the products. Against this run's original-style loop "
+        f"({ms['hnn ref']:.2f} ms/step) no float32 implementation on this CPU can exceed "
+        f"{ms['hnn ref'] / floor:.2f}x (products alone) or {ms['hnn ref'] / (floor + tanh_ms):.2f}x "
+        "(products and torch.tanh)"
+    )
 
     if do_full:
         s = args.steps
@@ -346,7 +398,18 @@ def main(argv: list[str] | None = None) -> int:
             f"ratio full run: original-style loop / hnnkit fit = {ratio:.2f}x "
             f"(target >= {TARGET_RATIO:g}x: {verdict})"
         )
-        results["full"] = {"steps": s, "seconds": ft, "ratio": ratio, "final_losses": full_losses}
+        ceiling = fm["hnn ref (full)"] / s * 1e3 / floor
+        print(
+            f"ceiling for the full run: {ceiling:.2f}x (reference ms/step / the {floor:.2f} ms "
+            f"floor of products alone), {ceiling * floor / (floor + tanh_ms):.2f}x with the tanh"
+        )
+        results["full"] = {
+            "steps": s,
+            "seconds": ft,
+            "ratio": ratio,
+            "ceiling": ceiling,
+            "final_losses": full_losses,
+        }
     else:
         print(
             f"\nratio ({n}-step runs; the full {args.steps}-step run was skipped): "
