@@ -34,6 +34,8 @@ def test_a_perfect_model_scores_zero_under_the_corrected_protocol(spring_data):
     assert out["hnn"]["rollout_mse"]["mean"] < 1e-12
     assert roll.true.shape == (50, 5, 2) and roll.models["hnn"].shape == (50, 5, 2)
     assert all(v == pytest.approx(20.0) for v in out["hnn"]["valid_time"]["values"])
+    assert out["truth"]["energy_drift"]["mean"] < 1e-14  # the exact solution, the yardstick
+    assert "angular_momentum_drift" not in out["hnn"]  # the spring has no other invariant
     assert loss_metrics(model, spring_data)["test_loss"]["mean"] < 1e-20
 
 

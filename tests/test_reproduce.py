@@ -61,6 +61,12 @@ def test_three_body_records_the_divergence_and_draws_it(tmp_path):
     assert div["learned_energy_drift"]["hnn"][0] < 1e-6  # the HNN conserves its own H_θ
     assert set(div["divergence_time"]) == {"baseline", "hnn"}
     assert (tmp_path / "three-body" / "figures" / "divergence.png").is_file()
+    # angular momentum is scored like the energy, with the reference solve as yardstick
+    entry = json.loads((tmp_path / "results.json").read_text())["tasks"]["three-body"]
+    assert entry["truth"]["angular_momentum_drift"]["mean"] < 1e-8
+    for model in ("baseline", "hnn"):
+        assert entry["models"][model]["angular_momentum_drift"]["mean"] > 1e-6  # untrained
+    assert "angular-momentum drift" in (tmp_path / "table.md").read_text()
 
 
 def test_extra_tasks_run_in_reproduce_and_reuse_finished_seeds(tmp_path):

@@ -97,6 +97,21 @@ def test_two_body_circular_orbit_keeps_its_radius():
     assert torch.allclose(sep, (2 * r).expand_as(sep), rtol=1e-7)
 
 
+def test_nbody_angular_momentum_is_exact_for_circular_orbits_and_kept_by_the_field(gen):
+    s = TwoBody(orbit_noise=0.0)
+    x0 = s.sample_initial(4, generator=gen)
+    r = x0[:, :2].norm(dim=-1)
+    # each unit mass at radius r moves at v = 1/(2 sqrt(r)) (v^2/r = 1/(2r)^2): |L| = 2 r v
+    assert torch.allclose(s.angular_momentum(x0).abs(), r.sqrt(), rtol=1e-12)
+    assert set(s.invariants(x0)) == {"angular_momentum"} and Spring().invariants(x0[:, :2]) == {}
+    # central forces: dL/dt = grad L . f vanishes at any state, orbit or not
+    three = ThreeBody()
+    x = three.sample_initial(8, generator=gen).requires_grad_(True)
+    (grad,) = torch.autograd.grad(three.angular_momentum(x).sum(), x)
+    rate = (grad * three.vector_field(0.0, x)).sum(-1)
+    assert rate.abs().max() < 1e-12 and three.angular_momentum(x).abs().min() > 0.1
+
+
 def test_three_body_lagrange_triangle_rotates_rigidly():
     from hnnkit.integrate import odeint
 

@@ -83,3 +83,45 @@ def test_html_groups_the_protocols_and_spans_the_task():
     assert page.count('rowspan="2" class="task">spring') == 1  # one cell for both models
     assert '<td class="corrected best">11.8<span class="pm"> ± 1.2</span></td>' in page
     assert "<b>two-body</b>: not in this profile" in page
+
+
+def test_long_horizon_marks_the_drift_closest_to_the_truth_and_skips_ties():
+    from hnnkit.report.tables import long_horizon_markdown, long_horizon_table
+
+    def cell(v):
+        return {"mean": v, "sem": 0.0}
+
+    results = {
+        "tasks": {
+            "damped": {  # friction: the truth's energy decays by 0.85 over the span
+                "models": {
+                    "hnn": {"valid_time": cell(2.0), "energy_drift": cell(0.0)},
+                    "dhnn": {"valid_time": cell(2.0), "energy_drift": cell(0.8)},
+                },
+                "truth": {"energy_drift": cell(0.85)},
+            },
+            "orbit": {
+                "models": {
+                    "baseline": {"rollout_mse": cell(5.0), "angular_momentum_drift": cell(0.3)},
+                    "hnn": {"rollout_mse": cell(9.0), "angular_momentum_drift": cell(0.01)},
+                },
+                "truth": {"angular_momentum_drift": cell(1e-12)},
+            },
+            "kan": {"models": {"kan-hnn": {"train_loss": cell(1.0)}}},  # no long-horizon data
+        }
+    }
+    header, rows, best = long_horizon_table(results)
+    assert header == [
+        "task",
+        "model",
+        "rollout MSE",
+        "valid time",
+        "energy drift",
+        "angular-momentum drift",
+    ]
+    where = {(r[0], r[1]): n for n, r in enumerate(rows)}
+    assert ("kan", "kan-hnn") not in where and ("damped", "truth") in where
+    assert (where["damped", "dhnn"], 4) in best and (where["damped", "hnn"], 4) not in best
+    assert not any(col == 3 for _, col in best)  # equal valid times: nobody is marked
+    assert (where["orbit", "baseline"], 2) in best and (where["orbit", "hnn"], 5) in best
+    assert "| orbit | truth | – | – | – | 1e-12 ± 0 |" in long_horizon_markdown(results)

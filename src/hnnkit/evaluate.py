@@ -248,7 +248,11 @@ def evaluate_corrected(
     Returns per model: ``energy`` (mean squared error of the true H along the rollout, per
     trajectory), ``rollout_mse`` (coordinate MSE over the span), ``valid_time`` (relative
     error < 0.1) and ``energy_drift`` (relative change of the true H over the span), each a
-    ``{"mean", "sem", "values"}`` over trajectories.
+    ``{"mean", "sem", "values"}`` over trajectories; and for each of the system's other
+    :meth:`~hnnkit.systems.HamiltonianSystem.invariants` (the N-body angular momentum),
+    ``{name}_drift``, its relative change over the span. The entry ``"truth"`` holds the same
+    drifts along the reference trajectories, the yardstick for the models' (zero for a
+    conservative system up to the solver's error, the true decay for a dissipative one).
     """
     m64 = {k: as_float64(m) for k, m in models.items()}
     if task == "real-pendulum":
@@ -268,17 +272,28 @@ def evaluate_corrected(
     e_true = energy_fn(true)
     e_pred = {k: energy_fn(v) for k, v in preds.items()}
     out: dict[str, dict[str, Any]] = {}
+
+    def drifts(traj: Tensor, energy: Tensor) -> dict[str, Tensor]:
+        found = {"energy_drift": energy_drift(energy)}
+        if system is not None:
+            for name, series in system.invariants(traj).items():
+                found[f"{name}_drift"] = energy_drift(series)
+        return found
+
     for k, pred in preds.items():
         per = {
             "energy": (e_true - e_pred[k]).pow(2).mean(0),
             "rollout_mse": rollout_mse(true, pred).mean(0),
             "valid_time": valid_prediction_time(t, true, pred),
-            "energy_drift": energy_drift(e_pred[k]),
+            **drifts(pred, e_pred[k]),
         }
         if task == "real-pendulum":  # one trajectory: spread over time points instead
             per["energy"] = (e_true - e_pred[k]).pow(2)[:, 0]
             per["rollout_mse"] = rollout_mse(true, pred)[:, 0]
         out[k] = {name: {**mean_sem(v), "values": v.tolist()} for name, v in per.items()}
+    out["truth"] = {
+        name: {**mean_sem(v), "values": v.tolist()} for name, v in drifts(true, e_true).items()
+    }
     return out, Rollouts(t=t, true=true, models=preds, true_energy=e_true, model_energy=e_pred)
 
 

@@ -62,7 +62,10 @@ def energy_error(true_energy: Tensor, pred_energy: Tensor) -> Tensor:
 
 
 def energy_drift(energy: Tensor) -> Tensor:
-    r"""Relative drift of an energy series ``(T, B)``: :math:`|E(T) - E(0)| / |E(0)|` per trajectory."""
+    r"""Relative drift of an energy series ``(T, B)``: :math:`|E(T) - E(0)| / |E(0)|` per trajectory.
+
+    Any other conserved quantity's series (an angular momentum) is scored the same way.
+    """
     return (energy[-1] - energy[0]).abs() / energy[0].abs().clamp_min(1e-12)
 
 

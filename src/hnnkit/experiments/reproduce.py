@@ -169,7 +169,7 @@ def run_seed(task: Task, seed: int, out: Path, device: torch.device, quiet: bool
     noise = float(task.data.get("noise_std", 0.0))
     orig, _ = evaluate_original(task.name, system, models, data, seed=seed, noise_std=noise)
     corr, rollouts = evaluate_corrected(task.name, system, models, data, t_span=task.eval_span)
-    metrics: dict[str, Any] = {"seed": seed, "models": {}}
+    metrics: dict[str, Any] = {"seed": seed, "models": {}, "truth": corr["truth"]}
     for kind in task.models:
         losses = loss_metrics(models[kind], data, through_step=kind in task.through_step)
         metrics["models"][kind] = {
@@ -291,6 +291,11 @@ def summarise(task: Task, per_seed: list[dict[str, Any]], profile: str) -> dict[
             "rollout_mse": scaled(aggregate([r["corrected"]["rollout_mse"] for r in rows])),
             "valid_time": aggregate([r["corrected"]["valid_time"] for r in rows]),
             "energy_drift": aggregate([r["corrected"]["energy_drift"] for r in rows]),
+            **{  # the system's other conserved quantities (angular momentum)
+                key: aggregate([r["corrected"][key] for r in rows])
+                for key in rows[0]["corrected"]
+                if key.endswith("_drift") and key != "energy_drift"
+            },
             "original": {
                 "train_loss": scaled(_within_run([r["losses"]["train_loss"] for r in rows])),
                 "test_loss": scaled(_within_run([r["losses"]["test_loss"] for r in rows])),
@@ -309,6 +314,10 @@ def summarise(task: Task, per_seed: list[dict[str, Any]], profile: str) -> dict[
         keys = per_seed[0]["energy_decay"]
         entry["energy_decay_rate"] = {
             k: sum(m["energy_decay"][k] for m in per_seed) / len(per_seed) for k in keys
+        }
+    if all("truth" in m for m in per_seed):  # drifts along the reference trajectories
+        entry["truth"] = {
+            key: aggregate([m["truth"][key] for m in per_seed]) for key in per_seed[0]["truth"]
         }
     entry["config"] = {
         "data": task.data,

@@ -53,6 +53,8 @@ def fmt(cell: Any) -> str:
         return "–"
     if sem is None:
         return number(mean)
+    if abs(sem) <= 1e-9 * abs(mean):  # round-off, not an error bar
+        sem = 0.0
     return f"{number(mean)} ± {number(sem, 2, positional=_positional(mean))}"
 
 
@@ -103,8 +105,9 @@ def _best_energy(rows: list[tuple[list[str], list[Any]]]) -> set[tuple[int, int]
             if mean is not None and math.isfinite(mean):
                 by_task.setdefault(labels[0], []).append((mean, i))
         for entries in by_task.values():
-            if len(entries) > 1:
-                best.add((min(entries)[1], col))
+            winner = min(entries)
+            if len(entries) > 1 and sum(v == winner[0] for v, _ in entries) == 1:
+                best.add((winner[1], col))
     return best
 
 
@@ -147,7 +150,85 @@ def markdown_table(results: dict[str, Any]) -> str:
     for i, (labels, cells) in enumerate(rows):
         texts = [f"**{fmt(c)}**" if (i, j) in best else fmt(c) for j, c in enumerate(cells)]
         lines.append("| " + " | ".join(labels + texts) + " |")
-    return "\n".join(lines) + "\n\n" + TABLE_NOTE + "\n" + dissipation_notes(results)
+    return (
+        "\n".join(lines)
+        + "\n\n"
+        + TABLE_NOTE
+        + "\n"
+        + dissipation_notes(results)
+        + long_horizon_markdown(results)
+    )
+
+
+#: Long-horizon metrics of the corrected protocol: (results.json key, title, the better end)
+LONG_HORIZON = (
+    ("rollout_mse", "rollout MSE", min),
+    ("valid_time", "valid time", max),
+    ("energy_drift", "energy drift", min),
+    ("angular_momentum_drift", "angular-momentum drift", min),
+)
+LONG_HORIZON_NOTE = (
+    "Corrected protocol, from the held-out initial states over the task's evaluation span. "
+    "*rollout MSE*: coordinate error over the span, in the task's scale. *valid time*: the first "
+    "time the relative error passes 0.1. *drift*: relative change of the true energy (and of the "
+    "N-body angular momentum) from the start to the end of the span; the *truth* row is the "
+    "reference trajectories' own (zero up to solver error when the system conserves it, the "
+    "real decay when it has friction). **Bold**: the task's best (for drifts: the closest to the "
+    "truth's); ties are not marked."
+)
+
+
+def long_horizon_table(results: dict[str, Any]) -> tuple[list[str], list[list[Any]], set]:
+    """``(header, rows, best)``: one row per task × model of :data:`LONG_HORIZON` cells.
+
+    Columns that no model has are left out; ``best`` holds the ``(row, column)`` of each task's
+    best value per column (only where the task has more than one model with a value).
+    """
+    rows: list[list[Any]] = []
+    truth: dict[str, dict[str, Any]] = {}
+    for task, entry in results.get("tasks", {}).items():
+        models = (
+            [(m, entry["models"][m]) for m in _ordered_models(entry)] if "models" in entry else []
+        )
+        if models and "truth" in entry:
+            truth[task] = entry["truth"]
+            models.append(("truth", entry["truth"]))
+        for m, r in models:
+            cells = [r.get(key) for key, _, _ in LONG_HORIZON]
+            if any(c is not None for c in cells):
+                rows.append([task, m, *cells])
+    keep = [i for i in range(len(LONG_HORIZON)) if any(row[2 + i] is not None for row in rows)]
+    rows = [[row[0], row[1], *(row[2 + i] for i in keep)] for row in rows]
+    header = ["task", "model", *(LONG_HORIZON[i][1] for i in keep)]
+    best: set[tuple[int, int]] = set()
+    for col, i in enumerate(keep, start=2):
+        key, _, better = LONG_HORIZON[i]
+        by_task: dict[str, list[tuple[float, int]]] = {}
+        for n, row in enumerate(rows):
+            mean, _ = _mean_sem(row[col])
+            if row[1] != "truth" and mean is not None and math.isfinite(mean):
+                by_task.setdefault(row[0], []).append((mean, n))
+        for task, entries in by_task.items():
+            target, _ = _mean_sem(truth.get(task, {}).get(key))
+            if target is not None:  # a drift: the closest to the reference's is best
+                entries = [(abs(v - target), n) for v, n in entries]
+                better = min
+            winner = better(entries)
+            if len(entries) > 1 and sum(v == winner[0] for v, _ in entries) == 1:
+                best.add((winner[1], col))
+    return header, rows, best
+
+
+def long_horizon_markdown(results: dict[str, Any]) -> str:
+    """The long-horizon table in Markdown (empty when no task has these metrics)."""
+    header, rows, best = long_horizon_table(results)
+    if not rows:
+        return ""
+    lines = ["| " + " | ".join(header) + " |", "|---|---|" + "---:|" * (len(header) - 2)]
+    for n, row in enumerate(rows):
+        cells = [f"**{fmt(c)}**" if (n, j) in best else fmt(c) for j, c in enumerate(row) if j >= 2]
+        lines.append("| " + " | ".join([row[0], row[1], *cells]) + " |")
+    return "\n**Long horizon**\n\n" + "\n".join(lines) + "\n\n" + LONG_HORIZON_NOTE + "\n"
 
 
 def dissipation_notes(results: dict[str, Any]) -> str:
@@ -172,9 +253,9 @@ def dissipation_notes(results: dict[str, Any]) -> str:
     return "\n**Dissipation**\n\n" + "\n".join(lines) + "\n"
 
 
-def _html_note() -> str:
-    """TABLE_NOTE with its Markdown emphasis as HTML."""
-    text = html.escape(TABLE_NOTE)
+def _html_note(note: str = TABLE_NOTE) -> str:
+    """``note`` with its Markdown emphasis as HTML."""
+    text = html.escape(note)
     text = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
     return re.sub(r"\*(.+?)\*", r"<i>\1</i>", text)
 
@@ -196,6 +277,8 @@ def html_report(
         elif sem is None:
             text = html.escape(number(mean))
         else:
+            if abs(sem) <= 1e-9 * abs(mean):  # round-off, not an error bar
+                sem = 0.0
             pm = number(sem, 2, positional=_positional(mean))
             text = f'{html.escape(number(mean))}<span class="pm"> ± {html.escape(pm)}</span>'
         return f'<td class="{group}{" best" if bold else ""}">{text}</td>'
@@ -224,6 +307,25 @@ def html_report(
         body += f'<td class="model">{html.escape(model)}</td><td>{html.escape(seeds)}</td>'
         body += "".join(cell(c, GROUPS[j // 3][0], (i, j) in best) for j, c in enumerate(cells))
         body += "</tr>"
+    long_header, long_rows, long_best = long_horizon_table(results)
+    long_html = ""
+    if long_rows:
+        long_html = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in long_header) + "</tr>"
+        for n, row in enumerate(long_rows):
+            first = n == 0 or long_rows[n - 1][0] != row[0]
+            long_html += '<tr class="first">' if first else "<tr>"
+            if first:
+                count = sum(r[0] == row[0] for r in long_rows)
+                long_html += f'<th rowspan="{count}" class="task">{html.escape(row[0])}</th>'
+            long_html += f'<td class="model">{html.escape(row[1])}</td>'
+            long_html += "".join(
+                cell(c, "long", (n, j) in long_best) for j, c in enumerate(row) if j >= 2
+            )
+            long_html += "</tr>"
+        long_html = (
+            f'<h3>Long horizon</h3><div class="scroll"><table>{long_html}</table></div>'
+            f'<p class="note">{_html_note(LONG_HORIZON_NOTE)}</p>'
+        )
     sections = []
     for task, paths in figures.items():
         imgs = "".join(
@@ -269,6 +371,7 @@ the paper's Table 1 (yellow), ours under the original evaluation protocol, and o
 <div class="scroll"><table><thead>{head}</thead><tbody>{body}</tbody></table></div>
 <p class="note">{_html_note()}</p>
 {"<h3>Dissipation</h3><ul>" + dissipation + "</ul>" if dissipation else ""}
+{long_html}
 {"<h3>Skipped tasks</h3><ul>" + skipped + "</ul>" if skipped else ""}
 {"".join(sections)}
 <h2>Provenance</h2><table class="meta">{prov_rows}</table>

@@ -102,6 +102,14 @@ class HamiltonianSystem:
         """Closed-form trajectory ``(len(t), *x0.shape)``, or ``None`` when there is none."""
         return None
 
+    def invariants(self, x: Tensor) -> dict[str, Tensor]:
+        """Conserved quantities other than the energy, by name, ``(..., 2*dof)`` → ``(...)`` each.
+
+        None by default. The evaluation reports each one's drift along every rollout, as it
+        does for the energy (e.g. the N-body problems' angular momentum).
+        """
+        return {}
+
     def params(self) -> dict[str, Any]:
         """The constructor arguments that define this system (for configs and ``repr``)."""
         return {}

@@ -102,6 +102,17 @@ class NBody(HamiltonianSystem):
         dp = (force.unsqueeze(-1) * diff).sum(-2)  # (..., N, 2)
         return join(p * inv_m, dp.flatten(-2))
 
+    def angular_momentum(self, x: Tensor) -> Tensor:
+        r"""Total angular momentum about the origin, :math:`L = \sum_i x_i p_{y,i} - y_i p_{x,i}`."""
+        self.check_state(x)
+        q, p = split(x)
+        r, mom = self._positions(q), self._positions(p)
+        return (r[..., 0] * mom[..., 1] - r[..., 1] * mom[..., 0]).sum(-1)
+
+    def invariants(self, x: Tensor) -> dict[str, Tensor]:
+        """The angular momentum, conserved because gravity between the bodies is central."""
+        return {"angular_momentum": self.angular_momentum(x)}
+
     def params(self) -> dict[str, Any]:
         return {"n_bodies": self.n_bodies, "masses": self.masses, "g": self.g}
 
