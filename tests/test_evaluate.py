@@ -4,7 +4,7 @@ from torch import nn
 
 from hnnkit.data import generate, real_pendulum
 from hnnkit.evaluate import aggregate, evaluate_corrected, evaluate_original, loss_metrics
-from hnnkit.models import HNN
+from hnnkit.models import HNN, Baseline
 from hnnkit.systems import Pendulum, Spring
 
 
@@ -37,6 +37,20 @@ def test_a_perfect_model_scores_zero_under_the_corrected_protocol(spring_data):
     assert out["truth"]["energy_drift"]["mean"] < 1e-14  # the exact solution, the yardstick
     assert "angular_momentum_drift" not in out["hnn"]  # the spring has no other invariant
     assert loss_metrics(model, spring_data)["test_loss"]["mean"] < 1e-20
+    assert (
+        out["hnn"]["symplecticity"]["mean"] < 1e-13
+        and out["truth"]["symplecticity"]["mean"] < 1e-13
+    )
+
+
+def test_corrected_protocol_tells_a_symplectic_gradient_from_a_free_field(spring_data, gen):
+    models = {
+        "hnn": HNN(2, hidden=(8, 8), generator=gen),
+        "baseline": Baseline(2, hidden=(8, 8), generator=gen),
+    }
+    out, _ = evaluate_corrected("spring", Spring(), models, spring_data, t_span=(0, 2), n_points=11)
+    assert out["hnn"]["symplecticity"]["mean"] < 1e-13  # untrained, yet exactly symplectic
+    assert out["baseline"]["symplecticity"]["mean"] > 1e-4
 
 
 def test_original_spring_protocol_stretches_time_and_so_penalises_even_a_perfect_model(spring_data):

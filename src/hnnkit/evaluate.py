@@ -45,13 +45,14 @@ from torch import Tensor, nn
 from .data import Dataset
 from .data.real_pendulum import ENERGY_K
 from .errors import HnnkitValueError, check_choice
-from .integrate import odeint, step_slope
+from .integrate import flow_map, odeint, step_slope
 from .metrics import (
     derivative_mse,
     energy_drift,
     group_sem,
     mean_sem,
     rollout_mse,
+    symplecticity_error,
     valid_prediction_time,
 )
 from .systems import HamiltonianSystem, ThreeBody, TwoBody
@@ -253,6 +254,10 @@ def evaluate_corrected(
     ``{name}_drift``, its relative change over the span. The entry ``"truth"`` holds the same
     drifts along the reference trajectories, the yardstick for the models' (zero for a
     conservative system up to the solver's error, the true decay for a dissipative one).
+    ``symplecticity`` is the defect of one implicit-midpoint step of the model over the
+    rollouts' output interval, from the initial states (:func:`~hnnkit.metrics.symplecticity_error`):
+    round-off for an HNN, whatever the training, and of order the step for a field that is not a
+    symplectic gradient; ``"truth"`` holds the true system's (none for measured data).
     """
     m64 = {k: as_float64(m) for k, m in models.items()}
     if task == "real-pendulum":
@@ -280,20 +285,30 @@ def evaluate_corrected(
                 found[f"{name}_drift"] = energy_drift(series)
         return found
 
+    h = float(t[1] - t[0])
+
+    def symplecticity(field: Any) -> Tensor:
+        try:
+            return symplecticity_error(flow_map(field, h), x0.reshape(-1, x0.shape[-1]))
+        except RuntimeError:  # the implicit step did not converge: no verdict
+            return torch.full((x0.reshape(-1, x0.shape[-1]).shape[0],), math.nan)
+
     for k, pred in preds.items():
         per = {
             "energy": (e_true - e_pred[k]).pow(2).mean(0),
             "rollout_mse": rollout_mse(true, pred).mean(0),
             "valid_time": valid_prediction_time(t, true, pred),
             **drifts(pred, e_pred[k]),
+            "symplecticity": symplecticity(m64[k].vector_field),
         }
         if task == "real-pendulum":  # one trajectory: spread over time points instead
             per["energy"] = (e_true - e_pred[k]).pow(2)[:, 0]
             per["rollout_mse"] = rollout_mse(true, pred)[:, 0]
         out[k] = {name: {**mean_sem(v), "values": v.tolist()} for name, v in per.items()}
-    out["truth"] = {
-        name: {**mean_sem(v), "values": v.tolist()} for name, v in drifts(true, e_true).items()
-    }
+    reference = drifts(true, e_true)
+    if system is not None:
+        reference["symplecticity"] = symplecticity(system.vector_field)
+    out["truth"] = {name: {**mean_sem(v), "values": v.tolist()} for name, v in reference.items()}
     return out, Rollouts(t=t, true=true, models=preds, true_energy=e_true, model_energy=e_pred)
 
 

@@ -791,6 +791,22 @@ SOLVERS: dict[str, type[Solver]] = {
 """Registry of integration methods, name -> solver class (``verlet`` is ``leapfrog``)."""
 
 
+def flow_map(
+    f: ODEFunc, h: float, *, method: str = "implicit-midpoint", substeps: int = 1
+) -> Callable[[Tensor], Tensor]:
+    """The one-step map ``x ↦ Φ_h(x)`` of ``method`` over a time ``h`` (``substeps`` steps).
+
+    A negative ``h`` steps backwards in time (by integrating ``-f`` forwards). The map is
+    differentiable like :func:`odeint`, so its Jacobian can be checked for symplecticity
+    (:func:`hnnkit.metrics.symplecticity_error`) or time-reversibility.
+    """
+    if not _is_real_number(h) or h == 0 or not math.isfinite(h):
+        raise HnnkitValueError(f"h must be a nonzero finite number, got {h!r}")
+    field = f if h > 0 else (lambda t, x: -f(t, x))
+    span = [0.0, abs(float(h))]
+    return lambda x: odeint(field, x, span, method=method, substeps=substeps)[-1]
+
+
 def step_slope(f: ODEFunc, x: Tensor, h: Tensor | float) -> Tensor:
     r"""``(Φ_h(x) − x) / h`` for one classical RK4 step of ``dx/dt = f(t, x)`` from ``x``.
 

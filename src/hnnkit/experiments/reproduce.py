@@ -291,10 +291,10 @@ def summarise(task: Task, per_seed: list[dict[str, Any]], profile: str) -> dict[
             "rollout_mse": scaled(aggregate([r["corrected"]["rollout_mse"] for r in rows])),
             "valid_time": aggregate([r["corrected"]["valid_time"] for r in rows]),
             "energy_drift": aggregate([r["corrected"]["energy_drift"] for r in rows]),
-            **{  # the system's other conserved quantities (angular momentum)
+            **{  # the system's other conserved quantities (angular momentum), the step's symplecticity
                 key: aggregate([r["corrected"][key] for r in rows])
                 for key in rows[0]["corrected"]
-                if key.endswith("_drift") and key != "energy_drift"
+                if (key.endswith("_drift") and key != "energy_drift") or key == "symplecticity"
             },
             "original": {
                 "train_loss": scaled(_within_run([r["losses"]["train_loss"] for r in rows])),
