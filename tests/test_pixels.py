@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hnnkit.data import pixels as px
-from hnnkit.errors import HnnkitValueError, UnknownNameError
+from hnnkit.errors import DataFileError, HnnkitValueError, UnknownNameError
 from hnnkit.experiments.pixel_pendulum import run_pixel_pendulum, train_pixel_model
 from hnnkit.models.autoencoder import MLPAutoencoder, PixelHNN
 from hnnkit.systems.pixel import (
@@ -245,6 +245,56 @@ def test_tiny_training_run_reduces_the_loss(gen):
     hist = train_pixel_model(model, data, steps=60, generator=gen, batch_size=32, log_every=60)
     assert hist[-1]["train_loss"] < 0.5 * hist[0]["train_loss"]
     assert hist[-1]["test_loss"] < 0.5 * hist[0]["test_loss"]
+
+
+def test_a_killed_pixel_run_resumes_to_the_uninterrupted_result(tmp_path):
+    data = px.pixel_pendulum_dataset(n_trajectories=4, n_frames=8, size=8, render_size=32)
+
+    def run(ckpt, kill_at=None):
+        gen = torch.Generator().manual_seed(3)
+        model = PixelHNN(data.input_dim, ae_hidden=16, latent_hidden=(8, 8), generator=gen)
+        if kill_at is not None:
+            calls, loss = [0], model.loss
+
+            def dying_loss(*args):
+                calls[0] += 1
+                if calls[0] == kill_at:
+                    raise KeyboardInterrupt  # the kill, after the checkpoint at step 6
+                return loss(*args)
+
+            model.loss = dying_loss
+        hist = train_pixel_model(
+            model,
+            data,
+            steps=10,
+            generator=gen,
+            batch_size=8,
+            log_every=2,
+            checkpoint=ckpt,
+            checkpoint_every=3,
+        )
+        return model, hist
+
+    reference, ref_hist = run(tmp_path / "whole.pt")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "killed.pt", kill_at=12)  # the 12th loss call is step 7's training loss
+    assert torch.load(tmp_path / "killed.pt", weights_only=True)["step"] == 6
+    resumed, hist = run(tmp_path / "killed.pt")
+    for a, b in zip(reference.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert [r["step"] for r in hist] == [r["step"] for r in ref_hist] == [0, 2, 4, 6, 8, 10]
+    assert [r["train_loss"] for r in hist] == [r["train_loss"] for r in ref_hist]
+    again, _ = run(tmp_path / "killed.pt")  # finished: nothing left to do
+    assert all(
+        torch.equal(a, b) for a, b in zip(resumed.parameters(), again.parameters(), strict=True)
+    )
+    with pytest.raises(HnnkitValueError, match="cannot resume"):
+        gen = torch.Generator().manual_seed(3)
+        model = PixelHNN(data.input_dim, ae_hidden=16, latent_hidden=(8, 8), generator=gen)
+        train_pixel_model(model, data, steps=20, generator=gen, checkpoint=tmp_path / "whole.pt")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(DataFileError, match="corrupted"):
+        train_pixel_model(model, data, steps=20, generator=gen, checkpoint=tmp_path / "bad.pt")
 
 
 def test_run_pixel_pendulum_smoke(tmp_path):

@@ -60,6 +60,7 @@ from ..data.pixels import (
 )
 from ..errors import HnnkitValueError, NonFiniteLossError, check_choice
 from ..models.autoencoder import PixelHNN
+from ..train import load_checkpoint
 from ._seeds import run_seeds
 
 MODELS = ("baseline", "hnn")
@@ -155,12 +156,19 @@ def train_pixel_model(
     weight_decay: float = 1e-5,
     log_every: int = 200,
     quiet: bool = True,
+    checkpoint: str | Path | None = None,
+    checkpoint_every: int = 0,
 ) -> list[dict[str, float]]:
     """Train ``model`` in place on ``data`` as the original ``train.py`` does.
 
     Adam (``lr``, ``weight_decay``), ``steps + 1`` updates, each on ``batch_size`` training
     samples drawn without replacement (``randperm`` from ``generator``). Every ``log_every``
     steps the batch loss and the loss on a random test batch are recorded.
+
+    With ``checkpoint``, the model, the optimizer, ``generator`` and the history are written
+    there atomically every ``checkpoint_every`` steps (and at the end), and a run that finds
+    the file continues from it: a killed run resumes and ends with exactly the parameters of an
+    uninterrupted one, and a finished run returns at once.
 
     Args:
         model: the model, on the device to train on.
@@ -169,12 +177,16 @@ def train_pixel_model(
         generator: random source for the batches (keyword-only).
         batch_size, lr, weight_decay, log_every: as named (defaults are the original's).
         quiet: if ``False``, print a line at every log step.
+        checkpoint: file to save to and resume from (default: none).
+        checkpoint_every: steps between saves (``0``: only at the end).
 
     Returns:
         History: ``[{"step", "train_loss", "test_loss", "seconds"}, ...]``.
 
     Raises:
-        HnnkitValueError: on a non-positive ``steps`` or ``batch_size``.
+        HnnkitValueError: on a non-positive ``steps`` or ``batch_size``, or a checkpoint
+            written with other settings.
+        DataFileError: on a corrupted checkpoint.
         NonFiniteLossError: if the loss becomes NaN or infinite.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
@@ -187,13 +199,41 @@ def train_pixel_model(
     tx, txn = te.x.to(dev), te.x_next.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     history: list[dict[str, float]] = []
+    settings = {"steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay}
+    start, elapsed = 0, 0.0
+    path = Path(checkpoint) if checkpoint is not None else None
+    if path is not None and path.exists():
+        state = load_checkpoint(path)
+        if state.get("settings") != settings:
+            raise HnnkitValueError(
+                f"cannot resume: {path} was written with {state.get('settings')}, this run asks "
+                f"for {settings}; delete it or use another output directory"
+            )
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"])
+        start, elapsed, history = state["step"] + 1, state["seconds"], list(state["history"])
+
+    def save(step: int) -> None:
+        state = {
+            "model": model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "generator": generator.get_state(),
+            "step": step,
+            "seconds": elapsed + time.perf_counter() - t0,
+            "history": history,
+            "settings": settings,
+        }
+        atomic_write(path, lambda p: torch.save(state, p))
+
     t0 = time.perf_counter()
     model.train()
-    for step in range(steps + 1):
+    for step in range(start, steps + 1):
         idx = torch.randperm(x.shape[0], generator=generator)[:batch_size].to(dev)
         loss = model.loss(x[idx], xn[idx])
         if not torch.isfinite(loss):
-            raise NonFiniteLossError(step, float(loss))
+            kept = str(path) if path is not None and path.exists() else None
+            raise NonFiniteLossError(step, float(loss), kept)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -205,11 +245,15 @@ def train_pixel_model(
                 "step": step,
                 "train_loss": loss.item(),
                 "test_loss": test_loss,
-                "seconds": time.perf_counter() - t0,
+                "seconds": elapsed + time.perf_counter() - t0,
             }
             history.append(row)
             if not quiet:
                 print(f"  step {step:6d}  train {row['train_loss']:.4e}  test {test_loss:.4e}")
+        if path is not None and (
+            step == steps or (checkpoint_every > 0 and step % checkpoint_every == 0)
+        ):
+            save(step)
     model.eval()
     return history
 
@@ -528,8 +572,11 @@ def run_pixel_pendulum(
             weight_decay=cfg.weight_decay,
             log_every=cfg.log_every,
             quiet=quiet,
+            checkpoint=out / kind / "checkpoint.pt",  # a killed run resumes from here
+            checkpoint_every=max(1, cfg.steps // 10),
         )
-        train_seconds = time.perf_counter() - t1
+        # training time over every attempt, as recorded in the history
+        train_seconds = history[-1]["seconds"] if history else time.perf_counter() - t1
         _save_checkpoint(model, out / kind / "model.pt")
         _write_log(out / kind / "log.csv", history)
         train_l = per_sample_loss(model, data.train)
