@@ -1,4 +1,5 @@
 import json
+import math
 
 import pytest
 
@@ -63,6 +64,14 @@ def test_train_then_evaluate_writes_a_complete_run_dir(tmp_path, capsys):
         (["reproduce", "--profile", "fast"], "valid profiles are: paper, quick, smoke"),
         (["reproduce", "--protocol", "new"], "valid protocols are: corrected, original"),
         (["train", "--system", "sprung", "--out", "x"], "valid systems are"),
+        (
+            ["train", "--system", "spring", "--through-step", "--out", "x"],
+            "--through-step needs targets that are forward differences",
+        ),
+        (
+            ["train", "--system", "spring", "--model", "kan", "--through-step", "--out", "x"],
+            "--through-step is for --model hnn, baseline or dhnn",
+        ),
     ],
 )
 def test_bad_input_is_rejected_with_the_valid_values(argv, message, capsys, tmp_path, monkeypatch):
@@ -89,6 +98,24 @@ def test_reproduce_refuses_a_file_a_corrupt_results_json_and_missing_cuda(tmp_pa
     if not torch.cuda.is_available():
         assert main(["reproduce", "--out", str(d), "--device", "cuda"]) == 2
         assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_dhnn_trains_through_the_step_on_the_real_pendulum(tmp_path, capsys):
+    run = tmp_path / "dhnn"
+    argv = ["train", "--system", "real-pendulum", "--model", "dhnn", "--through-step"]
+    argv += ["--steps", "30", "--hidden", "16,16", "--out", str(run)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "learned dissipation rate" in out
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["through_step"] is True and cfg["weight_decay"] == 1e-5  # the dhnn's default
+    trained = json.loads((run / "metrics.json").read_text())
+    assert math.isfinite(trained["dissipation_rate"]["mean"])
+    # evaluate rebuilds the dhnn and scores it through the step, as training did
+    assert main(["evaluate", str(run), "--t-span", "0", "2"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["test_loss"] == trained["test_loss"]
+    assert metrics["symplecticity"]["mean"] > 1e-6  # a dissipative field is not symplectic
 
 
 def test_evaluate_explains_a_missing_or_corrupt_run(tmp_path, capsys):
