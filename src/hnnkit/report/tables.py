@@ -46,16 +46,32 @@ def _mean_sem(cell: Any) -> tuple[float | None, float | None]:
     return cell.get("mean"), cell.get("sem")
 
 
-def fmt(cell: Any) -> str:
-    """``mean ± sem`` with 3 and 2 significant digits; ``–`` when missing."""
+def _parts(cell: Any) -> tuple[str, str | None]:
+    """The mean's text (``–`` when missing) and the ± text (``None`` when there is none)."""
     mean, sem = _mean_sem(cell)
     if mean is None:
-        return "–"
+        return "–", None
     if sem is None:
-        return number(mean)
+        return number(mean), None
     if abs(sem) <= 1e-9 * abs(mean):  # round-off, not an error bar
         sem = 0.0
-    return f"{number(mean)} ± {number(sem, 2, positional=_positional(mean))}"
+    return number(mean), number(sem, 2, positional=_positional(mean))
+
+
+def fmt(cell: Any) -> str:
+    """``mean ± sem`` with 3 and 2 significant digits; ``–`` when missing."""
+    mean, sem = _parts(cell)
+    return mean if sem is None else f"{mean} ± {sem}"
+
+
+def _unique_best(groups: dict[str, list[tuple[float, int]]], better=min) -> set[int]:
+    """The row of each group's ``better`` value, where the group has several and no tie."""
+    rows = set()
+    for entries in groups.values():
+        winner = better(entries)
+        if len(entries) > 1 and sum(v == winner[0] for v, _ in entries) == 1:
+            rows.add(winner[1])
+    return rows
 
 
 #: the three column groups, side by side: (CSS class, title)
@@ -104,16 +120,8 @@ def _best_energy(rows: list[tuple[list[str], list[Any]]]) -> set[tuple[int, int]
             mean, _ = _mean_sem(cells[col])
             if mean is not None and math.isfinite(mean):
                 by_task.setdefault(labels[0], []).append((mean, i))
-        for entries in by_task.values():
-            winner = min(entries)
-            if len(entries) > 1 and sum(v == winner[0] for v, _ in entries) == 1:
-                best.add((winner[1], col))
+        best |= {(i, col) for i in _unique_best(by_task)}
     return best
-
-
-def table_rows(results: dict[str, Any]) -> list[list[str]]:
-    """One row per task × model: paper | ours (original protocol) | ours (corrected protocol)."""
-    return [labels + [fmt(c) for c in cells] for labels, cells in _table(results)]
 
 
 HEADER = [
@@ -215,11 +223,10 @@ def long_horizon_table(results: dict[str, Any]) -> tuple[list[str], list[list[An
         for task, entries in by_task.items():
             target, _ = _mean_sem(truth.get(task, {}).get(key))
             if target is not None:  # a drift: the closest to the reference's is best
-                entries = [(abs(v - target), n) for v, n in entries]
-                better = min
-            winner = better(entries)
-            if len(entries) > 1 and sum(v == winner[0] for v, _ in entries) == 1:
-                best.add((winner[1], col))
+                found = _unique_best({task: [(abs(v - target), n) for v, n in entries]})
+            else:
+                found = _unique_best({task: entries}, better)
+            best |= {(n, col) for n in found}
     return header, rows, best
 
 
@@ -275,16 +282,10 @@ def html_report(
         return f'<img alt="{html.escape(Path(path).stem)}" src="data:{mime};base64,{data}">'
 
     def cell(value: Any, group: str, bold: bool) -> str:
-        mean, sem = _mean_sem(value)
-        if mean is None:
-            text = "–"
-        elif sem is None:
-            text = html.escape(number(mean))
-        else:
-            if abs(sem) <= 1e-9 * abs(mean):  # round-off, not an error bar
-                sem = 0.0
-            pm = number(sem, 2, positional=_positional(mean))
-            text = f'{html.escape(number(mean))}<span class="pm"> ± {html.escape(pm)}</span>'
+        mean, sem = _parts(value)
+        text = html.escape(mean)
+        if sem is not None:
+            text += f'<span class="pm"> ± {html.escape(sem)}</span>'
         return f'<td class="{group}{" best" if bold else ""}">{text}</td>'
 
     head = (
