@@ -294,7 +294,8 @@ def summarise(task: Task, per_seed: list[dict[str, Any]], profile: str) -> dict[
             **{  # the system's other conserved quantities (angular momentum), the step's symplecticity
                 key: aggregate([r["corrected"][key] for r in rows])
                 for key in rows[0]["corrected"]
-                if (key.endswith("_drift") and key != "energy_drift") or key == "symplecticity"
+                if ((key.endswith("_drift") and key != "energy_drift") or key == "symplecticity")
+                and all(key in r["corrected"] for r in rows)  # seeds cached by an older version
             },
             "original": {
                 "train_loss": scaled(_within_run([r["losses"]["train_loss"] for r in rows])),
@@ -317,7 +318,9 @@ def summarise(task: Task, per_seed: list[dict[str, Any]], profile: str) -> dict[
         }
     if all("truth" in m for m in per_seed):  # drifts along the reference trajectories
         entry["truth"] = {
-            key: aggregate([m["truth"][key] for m in per_seed]) for key in per_seed[0]["truth"]
+            key: aggregate([m["truth"][key] for m in per_seed])
+            for key in per_seed[0]["truth"]
+            if all(key in m["truth"] for m in per_seed)
         }
     entry["config"] = {
         "data": task.data,
