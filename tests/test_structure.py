@@ -88,3 +88,39 @@ def test_bad_arguments_are_explained(states):
         step_jacobian(flow_map(f, 0.1), states[0])
     with pytest.raises(HnnkitValueError, match="even size"):
         symplecticity_error(lambda x: x, torch.zeros(2, 3, dtype=torch.float64))
+
+
+def test_rk4_energy_decays_at_the_analytic_rate_and_implicit_midpoint_keeps_it(gen):
+    from hnnkit.evaluate import energy_error_by_integrator
+
+    spring = Spring()
+    x0 = spring.sample_initial(3, generator=gen)
+    h, t_end = 0.2, 400.0
+    t, err = energy_error_by_integrator(
+        spring.vector_field, spring.energy, x0, t_end=t_end, step=h, n_points=11
+    )
+    # each RK4 step multiplies the spring's energy by |R(iy)|^2 = 1 - y^6/72 + y^8/576, y = 2h
+    y = 2 * h
+    steps = torch.round(t / h)
+    expected = 1 - (1 - y**6 / 72 + y**8 / 576) ** steps
+    assert torch.allclose(
+        err["rk4"], expected[:, None].expand_as(err["rk4"]), rtol=1e-6, atol=1e-14
+    )
+    assert err["rk4"][-1].min() > 5e-2  # two thousand steps: a visible drift
+    assert err["implicit-midpoint"].max() < 1e-11  # quadratic invariants are kept exactly
+
+
+def test_a_nonlinear_energy_stays_bounded_under_implicit_midpoint_and_drifts_under_rk4(gen):
+    from hnnkit.evaluate import energy_error_by_integrator
+
+    pendulum = Pendulum()
+    x0 = pendulum.sample_initial(4, generator=gen)
+    _, err = energy_error_by_integrator(
+        pendulum.vector_field, pendulum.energy, x0, t_end=300.0, step=0.25, n_points=41
+    )
+    im, rk = err["implicit-midpoint"], err["rk4"]
+    quarter = len(im) // 4
+    # implicit midpoint: an oscillation of fixed size, no trend ...
+    assert im[-quarter:].max() < 1.5 * im[:quarter].max()
+    # ... RK4: an error that keeps growing with time
+    assert (rk[-1] > 3 * rk[quarter]).all()
