@@ -84,6 +84,8 @@ def test_bad_arguments_are_explained(states):
     f = Pendulum().vector_field
     with pytest.raises(HnnkitValueError, match="h must be a nonzero finite number"):
         flow_map(f, 0.0)
+    with pytest.raises(ValueError, match="valid integration methods are"):
+        flow_map(f, 0.1, method="rk5")  # rejected at once, not at the first step
     with pytest.raises(HnnkitValueError, match=r"shape \(batch, d\)"):
         step_jacobian(flow_map(f, 0.1), states[0])
     with pytest.raises(HnnkitValueError, match="even size"):

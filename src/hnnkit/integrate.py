@@ -802,6 +802,7 @@ def flow_map(
     """
     if not _is_real_number(h) or h == 0 or not math.isfinite(h):
         raise HnnkitValueError(f"h must be a nonzero finite number, got {h!r}")
+    check_choice("integration method", method, SOLVERS)
     field = f if h > 0 else (lambda t, x: -f(t, x))
     span = [0.0, abs(float(h))]
     return lambda x: odeint(field, x, span, method=method, substeps=substeps)[-1]
