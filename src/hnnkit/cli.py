@@ -492,7 +492,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--batch-size", type=int, default=None, help="default: full batch")
     t.add_argument(
-        "--weight-decay", type=float, default=None, help="default 1e-4 (0 for --model kan)"
+        "--weight-decay",
+        type=float,
+        default=None,
+        help="default 1e-4 (1e-5 for --model dhnn, 0 for --model kan)",
     )
     t.add_argument("--hidden", type=_hidden, default=(200, 200), help="hidden sizes, e.g. 200,200")
     t.add_argument("--activation", default="tanh", choices=["tanh", "relu", "softplus", "silu"])
