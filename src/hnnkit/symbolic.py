@@ -485,8 +485,19 @@ def _live_edges(kan: KAN, output_index: int) -> set[tuple[int, int, int]]:
     return live
 
 
-def hnn_loss_fn(expr: sympy.Expr, symbols: Sequence[sympy.Symbol], x: Tensor, dx: Tensor) -> float:
-    r"""HNN loss of a closed-form :math:`H`: mean squared error of :math:`J\nabla H(x)` against ``dx``."""
+def hnn_loss_fn(
+    expr: sympy.Expr,
+    symbols: Sequence[sympy.Symbol],
+    x: Tensor,
+    dx: Tensor,
+    *,
+    to_field: Callable[[Tensor], Tensor] = symplectic,
+) -> float:
+    r"""HNN loss of a closed-form :math:`H`: mean squared error of :math:`J\nabla H(x)` against ``dx``.
+
+    ``to_field`` maps the gradient of ``expr`` to the vector field it contributes (default
+    :math:`J\nabla`, an energy's; :func:`extract_dissipative` passes a dissipation function's).
+    """
     fn = sympy_to_torch(expr, list(symbols))
     xx = x.detach().to(torch.float64).requires_grad_(True)
     with torch.enable_grad():
@@ -494,7 +505,7 @@ def hnn_loss_fn(expr: sympy.Expr, symbols: Sequence[sympy.Symbol], x: Tensor, dx
         if not h.requires_grad:  # a constant H
             return float(dx.to(torch.float64).pow(2).mean())
         (g,) = torch.autograd.grad(h.sum(), xx)
-    return float((symplectic(g) - dx.to(torch.float64)).pow(2).mean())
+    return float((to_field(g) - dx.to(torch.float64)).pow(2).mean())
 
 
 def _parametrize(expr: sympy.Expr, values: list[float]) -> sympy.Expr:
@@ -514,8 +525,9 @@ def refit_coefficients(
     dx: Tensor,
     *,
     max_iter: int = 500,
+    to_field: Callable[[Tensor], Tensor] = symplectic,
 ) -> tuple[sympy.Expr, float]:
-    r"""Refit every floating-point number of ``expr`` under the HNN loss.
+    r"""Refit every floating-point number of ``expr`` under the HNN loss (or ``to_field``'s, see :func:`hnn_loss_fn`).
 
     Each occurrence of a :class:`sympy.Float` becomes its own parameter :math:`\theta_k`, and
     :math:`\frac{1}{N}\sum\lVert J\nabla_x H_\theta(x) - \dot x\rVert^2` is minimised by
@@ -537,7 +549,7 @@ def refit_coefficients(
     floats: list[float] = []
     templ = _parametrize(expr, floats)
     if not floats:
-        return expr, hnn_loss_fn(expr, symbols, x, dx)
+        return expr, hnn_loss_fn(expr, symbols, x, dx, to_field=to_field)
     thetas = [sympy.Symbol(f"_theta_{k}") for k in range(len(floats))]
     fn = sympy_to_torch(templ, [*symbols, *thetas])
     xx = x.detach().to(torch.float64)
@@ -549,7 +561,7 @@ def refit_coefficients(
         aug = torch.cat([xi, th.expand(xi.shape[0], -1)], dim=-1)
         h = fn(aug)
         (g,) = torch.autograd.grad(h.sum(), xi, create_graph=True)
-        return (symplectic(g) - target).pow(2).mean()
+        return (to_field(g) - target).pow(2).mean()
 
     with torch.enable_grad():
         start = float(loss_of(theta).detach())
@@ -605,6 +617,7 @@ def drop_terms(
     rtol: float = 0.02,
     atol: float | None = None,
     max_iter: int = 200,
+    to_field: Callable[[Tensor], Tensor] = symplectic,
 ) -> tuple[sympy.Expr, float, list[sympy.Expr]]:
     r"""Occam's razor on the whole formula: drop additive terms the HNN loss does not need.
 
@@ -620,13 +633,14 @@ def drop_terms(
         rtol: relative loss tolerance (default 0.02).
         atol: absolute loss tolerance (default ``1e-9 · mean(dx²)``).
         max_iter: L-BFGS iterations of each refit (default 200).
+        to_field: as :func:`hnn_loss_fn`.
 
     Returns:
         ``(expression, its HNN loss, dropped terms)``.
     """
     target = dx.detach().to(torch.float64)
     atol = 1e-9 * float(target.pow(2).mean()) if atol is None else atol
-    base = hnn_loss_fn(expr, symbols, x, dx)
+    base = hnn_loss_fn(expr, symbols, x, dx, to_field=to_field)
     limit = base * (1 + rtol) + atol
     const, rest = expr.as_independent(*symbols, as_Add=True)
     terms = list(sympy.Add.make_args(rest))
@@ -656,7 +670,7 @@ def drop_terms(
         if len(keep) == len(summands) or not keep:
             continue
         trial, loss = refit_coefficients(
-            sympy.Add(*keep) + const, symbols, x, dx, max_iter=max_iter
+            sympy.Add(*keep) + const, symbols, x, dx, max_iter=max_iter, to_field=to_field
         )
         if loss <= limit:
             dropped += [t for t in summands if shape(t) == key]
@@ -672,6 +686,7 @@ def round_coefficients(
     *,
     rtol: float = 0.01,
     atol: float | None = None,
+    to_field: Callable[[Tensor], Tensor] = symplectic,
 ) -> sympy.Expr:
     """Round coefficients to nice values (0, integers, then 1–3 decimals) when the HNN loss allows.
 
@@ -684,13 +699,14 @@ def round_coefficients(
         expr, symbols, x, dx: as :func:`refit_coefficients`.
         rtol: relative loss tolerance (default 0.01).
         atol: absolute loss tolerance (default ``1e-9 · mean(dx²)``).
+        to_field: as :func:`hnn_loss_fn`.
 
     Returns:
         The rounded expression.
     """
     target = dx.detach().to(torch.float64)
     atol = 1e-9 * float(target.pow(2).mean()) if atol is None else atol
-    base = hnn_loss_fn(expr, symbols, x, dx)
+    base = hnn_loss_fn(expr, symbols, x, dx, to_field=to_field)
     limit = base * (1 + rtol) + atol
     const, rest = expr.as_independent(*symbols, as_Add=True)
     current = rest
@@ -701,12 +717,70 @@ def round_coefficients(
             trial = current.xreplace(
                 {f: sympy.Integer(int(cand)) if cand == int(cand) else sympy.Float(cand)}
             )
-            if hnn_loss_fn(trial + const, symbols, x, dx) <= limit:
+            if hnn_loss_fn(trial + const, symbols, x, dx, to_field=to_field) <= limit:
                 current = trial
                 break
     if const != 0 and const.is_Number:
         const = sympy.Float(float(f"{float(const):.4g}"))
     return current + const
+
+
+def _compose_edges(
+    kan: KAN,
+    x: Tensor,
+    output_index: int,
+    symbols: Sequence[sympy.Symbol],
+    library: Sequence[str],
+    occam_tol: float,
+    n_samples: int,
+) -> tuple[sympy.Expr, list[EdgeFit]]:
+    """Fit every live edge of ``kan`` to a library function and compose output ``output_index``.
+
+    Each edge is sampled over the range its input takes on the states ``x``; an edge that is
+    flat there becomes its constant. Returns the expanded expression in ``symbols`` and the fits.
+
+    Raises:
+        HnnkitValueError: if the output has no live edge.
+    """
+    live = _live_edges(kan, output_index)
+    if not live:
+        raise HnnkitValueError(
+            f"output {output_index} of the KAN has no live edge (was it pruned?); nothing to extract"
+        )
+    ref = kan.act_fun[0].coef
+    with torch.no_grad():
+        acts = kan.activations(x.to(ref.device, ref.dtype))
+    nodes: list[sympy.Expr] = list(symbols)
+    edge_fits: list[EdgeFit] = []
+    for layer in range(kan.depth):
+        inputs = acts[layer].inputs
+        width_out = kan.widths[layer + 1]
+        outs: list[sympy.Expr] = [sympy.Integer(0)] * width_out
+        for j in range(width_out):
+            incoming = [i for i in range(kan.widths[layer]) if (layer, i, j) in live]
+            if not incoming:
+                continue
+            node_sd = float(acts[layer].edges[:, :, j].sum(-1).std())
+            for i in incoming:
+                lo, hi = float(inputs[:, i].min()), float(inputs[:, i].max())
+                z = torch.linspace(
+                    lo, hi if hi > lo else lo + 1e-6, n_samples, dtype=ref.dtype, device=ref.device
+                )
+                with torch.no_grad():
+                    y = kan.edge_function(layer, i, j, z).cpu().double().numpy()
+                zs = z.cpu().double().numpy()
+                if float(y.std()) <= 1e-6 * max(node_sd, 1e-300) or float(np.ptp(y)) == 0.0:
+                    fit = EdgeFit(layer, i, j, "const", sympy.Float(float(y.mean())), 1.0, 0.0)
+                else:
+                    name, expr, r2, cx, cands = fit_edge(
+                        zs, y, library=library, occam_tol=occam_tol
+                    )
+                    fit = EdgeFit(layer, i, j, name, expr, r2, cx, cands)
+                edge_fits.append(fit)
+                outs[j] = outs[j] + fit.expr.xreplace({X: nodes[i]})
+        nodes = outs
+    composed = sympy.expand(nodes[output_index], power_exp=False, log=False, trig=False)
+    return composed, edge_fits
 
 
 def extract_hamiltonian(
@@ -761,44 +835,9 @@ def extract_hamiltonian(
             f"got {tuple(x.shape)} and {tuple(dx.shape)}"
         )
     symbols = phase_space_symbols(x.shape[-1] // 2)
-    live = _live_edges(kan, output_index)
-    if not live:
-        raise HnnkitValueError(
-            f"output {output_index} of the KAN has no live edge (was it pruned?); nothing to extract"
-        )
-    ref = kan.act_fun[0].coef
-    with torch.no_grad():
-        acts = kan.activations(x.to(ref.device, ref.dtype))
-    nodes: list[sympy.Expr] = list(symbols)
-    edge_fits: list[EdgeFit] = []
-    for layer in range(kan.depth):
-        inputs = acts[layer].inputs
-        width_out = kan.widths[layer + 1]
-        outs: list[sympy.Expr] = [sympy.Integer(0)] * width_out
-        for j in range(width_out):
-            incoming = [i for i in range(kan.widths[layer]) if (layer, i, j) in live]
-            if not incoming:
-                continue
-            node_sd = float(acts[layer].edges[:, :, j].sum(-1).std())
-            for i in incoming:
-                lo, hi = float(inputs[:, i].min()), float(inputs[:, i].max())
-                z = torch.linspace(
-                    lo, hi if hi > lo else lo + 1e-6, n_samples, dtype=ref.dtype, device=ref.device
-                )
-                with torch.no_grad():
-                    y = kan.edge_function(layer, i, j, z).cpu().double().numpy()
-                zs = z.cpu().double().numpy()
-                if float(y.std()) <= 1e-6 * max(node_sd, 1e-300) or float(np.ptp(y)) == 0.0:
-                    fit = EdgeFit(layer, i, j, "const", sympy.Float(float(y.mean())), 1.0, 0.0)
-                else:
-                    name, expr, r2, cx, cands = fit_edge(
-                        zs, y, library=library, occam_tol=occam_tol
-                    )
-                    fit = EdgeFit(layer, i, j, name, expr, r2, cx, cands)
-                edge_fits.append(fit)
-                outs[j] = outs[j] + fit.expr.xreplace({X: nodes[i]})
-        nodes = outs
-    composed = sympy.expand(nodes[output_index], power_exp=False, log=False, trig=False)
+    composed, edge_fits = _compose_edges(
+        kan, x, output_index, symbols, library, occam_tol, n_samples
+    )
     xd, dxd = x.detach().double().cpu(), dx.detach().double().cpu()
     composed_loss = hnn_loss_fn(composed, symbols, xd, dxd)
     if refit:
