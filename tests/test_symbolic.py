@@ -201,3 +201,40 @@ def test_extract_uses_only_edges_that_reach_the_energy(spring_data):
         extract_hamiltonian(kan, spring_data.split("train"), output_index=0)
     with pytest.raises(HnnkitValueError, match="output_index must be in"):
         extract_hamiltonian(kan, spring_data.split("train"), output_index=2)
+
+
+def test_a_dissipative_kan_hnn_gives_back_the_energy_and_the_friction_exactly():
+    from hnnkit.models import DissipativeHNN
+    from hnnkit.symbolic import extract_dissipative
+
+    # damped spring: dq/dt = 2p, dp/dt = -2q - 0.1 p, i.e. H = q^2 + p^2 and D = 0.05 p^2
+    data = generate("damped-spring", n_trajectories=8, seed=0, noise_std=0.0)
+    gen = torch.Generator().manual_seed(0)
+    x, _ = data.split("train")
+
+    def kan():
+        net = KAN([2, 1, 1], 5, 3, grid_range=(-2.0, 2.0), generator=gen, dtype=torch.float64)
+        net.update_grid(x.double(), layers=[0])
+        return net
+
+    model = DissipativeHNN(2, energy_net=kan(), dissipation_net=kan(), form="rayleigh")
+    fit(model, data, optimizer="lbfgs", steps=25, weight_decay=0.0, quiet=True, log_every=25)
+    found = extract_dissipative(model, data)
+    q, p = found.hamiltonian.symbols
+    h = found.hamiltonian.nice
+    assert sympy.expand(h - h.as_independent(q, p, as_Add=True)[0]) == q**2 + p**2
+    assert found.nice == sympy.Float(0.05) * p**2
+    assert abs(float(found.expr.coeff(p, 2)) - 0.05) < 1e-4  # the raw refit, before rounding
+    assert found.losses["train"] < 1e-20 and found.losses["test"] < 1e-20  # an exact field
+    assert str(found).startswith("H = ") and "(rayleigh)" in str(found)
+
+
+def test_extract_dissipative_explains_what_it_needs(gen):
+    from hnnkit.models import DissipativeHNN
+    from hnnkit.symbolic import extract_dissipative
+
+    data = generate("damped-spring", n_trajectories=4, seed=0, noise_std=0.0)
+    with pytest.raises(HnnkitValueError, match="energy_net and dissipation_net are both KANs"):
+        extract_dissipative(DissipativeHNN(2, hidden=(8, 8), generator=gen), data)
+    with pytest.raises(HnnkitValueError, match="energy_net and dissipation_net are both KANs"):
+        extract_dissipative(HNN(2, energy_net=KAN([2, 1], generator=gen)), data)

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from .errors import HnnkitValueError, UnknownNameError
 from .models.kan import KAN, find_kan
-from .phase_space import symplectic
+from .phase_space import join, split, symplectic
 from .systems.custom import Custom, sympy_to_torch
 
 X = sympy.Symbol("x", real=True)
@@ -870,6 +870,156 @@ def extract_hamiltonian(
         edges=edge_fits,
         losses=losses,
         dropped=dropped,
+    )
+
+
+@dataclass
+class SymbolicDissipative:
+    r"""Closed forms of a dissipative HNN's energy and dissipation, read from its two KANs.
+
+    Attributes:
+        hamiltonian: the energy :math:`H`, extracted against the targets with the learned
+            dissipative field removed (:class:`SymbolicHamiltonian`).
+        expr: the dissipation function :math:`D` after its refit and term dropping (raw
+            coefficients).
+        nice: ``expr`` with coefficients rounded for presentation.
+        composed: :math:`D` as composed from the dissipation KAN's edge fits (symmetrised in
+            ``p`` for the rayleigh form), before any refit.
+        form: ``"rayleigh"`` (:math:`f_D = (0, -\partial_p D)`) or ``"helmholtz"`` (:math:`f_D = -\nabla D`).
+        losses: derivative MSE of the whole closed-form field :math:`J\nabla H + f_D` with the
+            nice forms of both, ``train`` and ``test`` (``nan`` without test data).
+    """
+
+    hamiltonian: SymbolicHamiltonian
+    expr: sympy.Expr
+    nice: sympy.Expr
+    composed: sympy.Expr
+    form: str
+    losses: dict[str, float] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"H = {self.hamiltonian.nice}\nD = {self.nice}  ({self.form})"
+
+
+def _dissipation_field(form: str) -> Callable[[Tensor], Tensor]:
+    """Gradient of :math:`D` → the field it contributes in ``form``."""
+    if form == "helmholtz":
+        return lambda g: -g
+
+    def rayleigh(g: Tensor) -> Tensor:
+        _, gp = split(g)
+        return join(torch.zeros_like(gp), -gp)
+
+    return rayleigh
+
+
+def extract_dissipative(
+    model: nn.Module,
+    data: Any,
+    *,
+    library: Sequence[str] = DEFAULT_LIBRARY,
+    occam_tol: float = 1e-3,
+    n_samples: int = 201,
+    refit_iter: int = 500,
+    drop_rtol: float | None = 0.02,
+    round_rtol: float = 0.01,
+) -> SymbolicDissipative:
+    r"""Read :math:`H` and the dissipation :math:`D` of a trained dissipative HNN back as formulas.
+
+    ``model`` is a :class:`~hnnkit.models.DissipativeHNN` whose ``energy_net`` and
+    ``dissipation_net`` are both :class:`~hnnkit.models.kan.KAN` (one output each, or the
+    last output). :math:`H` comes from :func:`extract_hamiltonian` on the targets minus the
+    model's own dissipative field, so friction is not read as energy. :math:`D` is composed
+    from the dissipation KAN's edge fits (for the rayleigh form, symmetrised as the model does,
+    :math:`\tfrac12[d(q,p) + d(q,-p)] - d(q,0)`), then refitted, pruned of terms the data do not
+    need and rounded under the loss of :math:`f_D` against the residual :math:`\dot x - J\nabla H`.
+    On noise-free damped-spring data (:math:`\dot p = -2q - \gamma p`) this gives
+    :math:`H = p^2 + q^2` and :math:`D = \tfrac{\gamma}{2} p^2`.
+
+    Args:
+        model: the trained dissipative HNN.
+        data: a :class:`~hnnkit.data.Dataset`, ``(x, dx)`` or ``(x, dx, x_test, dx_test)``.
+        library, occam_tol, n_samples, refit_iter, drop_rtol, round_rtol: as
+            :func:`extract_hamiltonian`, for both formulas.
+
+    Raises:
+        HnnkitValueError: if ``model`` is not a dissipative HNN with two KANs, or the data do not
+            match them.
+    """
+    from .models.dissipative import DissipativeHNN
+
+    nets = (getattr(model, "energy_net", None), getattr(model, "dissipation_net", None))
+    if not isinstance(model, DissipativeHNN) or not all(isinstance(n, KAN) for n in nets):
+        raise HnnkitValueError(
+            "extract_dissipative needs a DissipativeHNN whose energy_net and dissipation_net are "
+            "both KANs, e.g. DissipativeHNN(2, energy_net=KAN([2, 1, 1]), "
+            f"dissipation_net=KAN([2, 1, 1]), form='rayleigh'); got {type(model).__name__}"
+        )
+    energy_kan, dissipation_kan = nets
+    x, dx, x_test, dx_test = _as_data(data)
+    if x.ndim != 2 or x.shape[-1] != energy_kan.widths[0] or dx.shape != x.shape:
+        raise HnnkitValueError(
+            f"states and derivatives must both be (N, {energy_kan.widths[0]}), got "
+            f"{tuple(x.shape)} and {tuple(dx.shape)}"
+        )
+    ref = energy_kan.act_fun[0].coef
+
+    def conservative_targets(xs: Tensor, dxs: Tensor) -> Tensor:
+        f_d = model.dissipative_field(xs.to(ref.device, ref.dtype)).detach()
+        return dxs.to(ref.device, ref.dtype) - f_d
+
+    has_test = x_test is not None and dx_test is not None
+    h_data = (x, conservative_targets(x, dx))
+    if has_test:
+        h_data += (x_test, conservative_targets(x_test, dx_test))
+    options = {"library": library, "occam_tol": occam_tol, "n_samples": n_samples}
+    hamiltonian = extract_hamiltonian(
+        energy_kan,
+        h_data,
+        output_index=energy_kan.widths[-1] - 1,
+        refit_iter=refit_iter,
+        drop_rtol=drop_rtol,
+        round_rtol=round_rtol,
+        **options,
+    )
+    symbols = hamiltonian.symbols
+    d, _ = _compose_edges(
+        dissipation_kan, x, dissipation_kan.widths[-1] - 1, symbols, library, occam_tol, n_samples
+    )
+    if model.form == "rayleigh":
+        n = len(symbols) // 2
+        momenta = symbols[n:]
+        d = sympy.expand(
+            (d + d.xreplace({s: -s for s in momenta})) / 2 - d.xreplace({s: 0 for s in momenta})
+        )
+    to_field = _dissipation_field(model.form)
+    xd, dxd = x.detach().double().cpu(), dx.detach().double().cpu()
+
+    def residual(h_expr: sympy.Expr, xs: Tensor, dxs: Tensor) -> Tensor:
+        """The part of the targets that the energy ``h_expr`` leaves to the dissipation."""
+        fn = sympy_to_torch(h_expr, list(symbols))
+        xi = xs.detach().double().cpu().requires_grad_(True)
+        with torch.enable_grad():
+            h = fn(xi)
+            grad = torch.autograd.grad(h.sum(), xi)[0] if h.requires_grad else torch.zeros_like(xi)
+        return dxs.detach().double().cpu() - symplectic(grad)
+
+    r = residual(hamiltonian.expr, xd, dxd)
+    expr, _ = refit_coefficients(d, symbols, xd, r, max_iter=refit_iter, to_field=to_field)
+    if drop_rtol is not None:
+        expr, _, _ = drop_terms(expr, symbols, xd, r, rtol=drop_rtol, to_field=to_field)
+    nice = round_coefficients(expr, symbols, xd, r, rtol=round_rtol, to_field=to_field)
+
+    def total_loss(xs: Tensor, dxs: Tensor) -> float:  # of J∇H + f_D, both nice
+        rest = residual(hamiltonian.nice, xs, dxs)
+        return hnn_loss_fn(nice, symbols, xs.detach().double().cpu(), rest, to_field=to_field)
+
+    losses = {
+        "train": total_loss(xd, dxd),
+        "test": total_loss(x_test, dx_test) if has_test else math.nan,
+    }
+    return SymbolicDissipative(
+        hamiltonian=hamiltonian, expr=expr, nice=nice, composed=d, form=model.form, losses=losses
     )
 
 
