@@ -108,6 +108,10 @@ def test_restarts_keep_the_best_candidate(tmp_path):
         (["--model", "kan", "--l1", "-1"], "--l1 must be >= 0"),
         (["--model", "kan", "--grid", "0"], "--grid must be >= 1"),
         (["--model", "kan", "--resume"], "--resume is not supported with --model kan"),
+        (["--model", "hnn", "--dissipative"], "--dissipative: only for --model kan"),
+        (["--model", "kan", "--dissipative", "--kan-widths", "2,1,2"], "one output (H and D"),
+        (["--model", "kan", "--dissipative", "--l1", "1e-4"], "--l1: not supported with --diss"),
+        (["--model", "kan", "--dissipative", "--prune"], "--prune: not supported with --diss"),
     ],
 )
 def test_bad_kan_options_are_rejected_before_any_work(extra, message, tmp_path, capsys):
@@ -138,3 +142,24 @@ def test_symbolic_errors_are_clear(kan_run, tmp_path, capsys):
     (tmp_path / "kan-hnn").mkdir()
     (tmp_path / "kan-hnn" / "kan_run.pt").write_bytes((kan_run / "kan_run.pt").read_bytes())
     assert "these subdirectories do" in error(tmp_path) and "kan-hnn" in error(tmp_path)
+
+
+def test_a_dissipative_kan_run_gives_h_and_d_from_the_command_line(tmp_path, capsys):
+    run = tmp_path / "damped"
+    argv = ["train", "--system", "damped-spring", "--model", "kan", "--dissipative"]
+    argv += ["--noise-std", "0", "--n-trajectories", "8", "--steps", "25", "--quiet"]
+    assert main([*argv, "--out", str(run)]) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["kan"]["dissipative"] is True and cfg["kan"]["widths"] == [2, 1, 1]
+    capsys.readouterr()
+    out_json = tmp_path / "formula.json"
+    assert main(["symbolic", str(run), "--json", str(out_json)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("H = p**2 + q**2") and lines[1] == "D = 0.05*p**2  (rayleigh)"
+    info = json.loads(out_json.read_text())
+    assert abs(info["dissipation_coefficients"]["p**2"] - 0.05) < 1e-4  # gamma / 2
+    assert abs(info["hamiltonian"]["coefficients"]["q**2"] - 1) < 1e-3
+    assert info["losses"]["test"] < 1e-20
+    # evaluate rebuilds the two-KAN model from config.json and the checkpoint
+    assert main(["evaluate", str(run), "--t-span", "0", "1"]) == 0
+    assert json.loads((run / "metrics.json").read_text())["rollout_mse"]["mean"] < 1e-3

@@ -44,6 +44,7 @@ KAN_DEFAULTS: dict[str, Any] = {
     "l1": 0.0,
     "restarts": 1,
     "prune": False,
+    "dissipative": False,
 }
 
 
@@ -92,9 +93,23 @@ def _resolve_train_args(args: argparse.Namespace) -> None:
                 f"{', '.join(given)}: only for --model kan, not --model {args.model}"
             )
         return
+    if args.dissipative and args.kan_widths is None:
+        args.kan_widths = (2, 1, 1)  # one output each for H and D
     for key, default in KAN_DEFAULTS.items():
         if getattr(args, key) is None:
             setattr(args, key, default)
+    if args.dissipative:
+        if args.kan_widths[-1] != 1:
+            raise HnnkitValueError(
+                f"--dissipative needs KANs with one output (H and D each), got --kan-widths "
+                f"{','.join(map(str, args.kan_widths))}; e.g. --kan-widths {args.kan_widths[0]},1,1"
+            )
+        unsupported = [f for f, on in (("--l1", args.l1 > 0), ("--prune", args.prune)) if on]
+        if unsupported:
+            raise HnnkitValueError(
+                f"{', '.join(unsupported)}: not supported with --dissipative yet (they act on one "
+                "KAN); drop them"
+            )
     if args.restarts < 1:
         raise HnnkitValueError(
             f"--restarts must be >= 1 (the number of KAN initialisations to try), got {args.restarts}"
@@ -128,6 +143,7 @@ def _kan_config(args: argparse.Namespace) -> dict[str, Any]:
         "l1": args.l1,
         "restarts": args.restarts,
         "prune": args.prune,
+        **({"dissipative": True, "form": "rayleigh"} if args.dissipative else {}),
     }
 
 
@@ -140,12 +156,13 @@ def model_from_config(cfg: dict[str, Any], dim: int):
     import torch
 
     if cfg["model"] == "kan":
-        from .experiments.kan_spring import make_kan_hnn
+        from .experiments.kan_spring import make_kan_dhnn, make_kan_hnn
 
         spec = cfg.get("kan")
         if not isinstance(spec, dict) or "widths" not in spec:
             raise DataFileError("config.json of a kan run has no 'kan' section; retrain the run")
-        return make_kan_hnn(spec["widths"], grid=spec["grid"], generator=torch.Generator())
+        build = make_kan_dhnn if spec.get("dissipative") else make_kan_hnn
+        return build(spec["widths"], grid=spec["grid"], generator=torch.Generator())
     from .experiments.reproduce import build_model
 
     return build_model(
@@ -165,7 +182,12 @@ def _train_kan(args: argparse.Namespace, cfg: dict[str, Any], data, device, out:
     import torch
 
     from .data._io import atomic_write
-    from .experiments.kan_spring import make_kan_hnn, restart_seed, train_with_restarts
+    from .experiments.kan_spring import (
+        make_kan_dhnn,
+        make_kan_hnn,
+        restart_seed,
+        train_with_restarts,
+    )
     from .models.kan import kan_regularizer
     from .symbolic import save_kan_run
     from .train import CHECKPOINT, LOG, FitResult, _write_log
@@ -175,9 +197,8 @@ def _train_kan(args: argparse.Namespace, cfg: dict[str, Any], data, device, out:
 
     def build(r: int):
         gen = torch.Generator().manual_seed(restart_seed(args.seed, r))
-        model = make_kan_hnn(
-            args.kan_widths, grid=args.grid, generator=gen, x=x_train, device=device
-        )
+        make = make_kan_dhnn if args.dissipative else make_kan_hnn
+        model = make(args.kan_widths, grid=args.grid, generator=gen, x=x_train, device=device)
         return model, reg
 
     model, log = train_with_restarts(
@@ -415,22 +436,39 @@ def _kan_run_file(run: Path) -> Path:
 
 def cmd_symbolic(args: argparse.Namespace) -> int:
     from .data._io import atomic_write_json
-    from .symbolic import DEFAULT_LIBRARY, POLYNOMIAL_LIBRARY, extract_from_run
+    from .symbolic import (
+        DEFAULT_LIBRARY,
+        POLYNOMIAL_LIBRARY,
+        SymbolicDissipative,
+        extract_from_run,
+    )
 
     path = _kan_run_file(Path(args.run_dir))
     library = POLYNOMIAL_LIBRARY if args.library == "polynomial" else DEFAULT_LIBRARY
-    sym = extract_from_run(path, library=library)
-    info = sym.to_dict()
+    found = extract_from_run(path, library=library)
     if args.json:
-        atomic_write_json(args.json, info)
-    print(sym)
+        atomic_write_json(args.json, found.to_dict())
+    dissipative = isinstance(found, SymbolicDissipative)
+    sym = found.hamiltonian if dissipative else found
+    info = sym.to_dict()
+    print(found)
+    if dissipative:
+        print(f"raw refit: D = {sympy_sstr(found.expr)}  ({found.form} form)")
+        losses = found.losses
+        print(
+            f"loss of the closed-form field J∇H + f_D: train {losses['train']:.3e}  "
+            f"test {losses['test']:.3e}"
+        )
     print(f"raw refit: H = {info['formula_raw']}")
     print("coefficients (raw; '1' is the constant, which has no effect on the dynamics):")
     for term, value in info["coefficients"].items():
         print(f"  {term:<16} {value: .12g}")
     print(f"LaTeX: {sym.latex()}")
     losses = info["losses"]
-    print(f"HNN loss of H: train {losses['nice_train']:.3e}  test {losses['nice_test']:.3e}")
+    against = " (against the targets minus the learned friction)" if dissipative else ""
+    print(
+        f"HNN loss of H{against}: train {losses['nice_train']:.3e}  test {losses['nice_test']:.3e}"
+    )
     print("edge fits (layer, input, output):")
     for e in sym.edges:
         print(f"  ({e.layer}, {e.i}, {e.j})  {e.name:<8} R² = {e.r2:.8f}  {e.expr}")
@@ -438,6 +476,13 @@ def cmd_symbolic(args: argparse.Namespace) -> int:
         print()
         print(sym.python_source(), end="")
     return 0
+
+
+def sympy_sstr(expr: Any) -> str:
+    """Full-precision text of a SymPy expression."""
+    import sympy
+
+    return sympy.sstr(expr, full_prec=True)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -541,6 +586,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         default=None,
         help="after training, mask edges whose mean |activation| is below 0.01, and dead nodes",
+    )
+    k.add_argument(
+        "--dissipative",
+        action="store_true",
+        default=None,
+        help="train a dissipative HNN whose energy H and dissipation D are both KANs "
+        "(rayleigh form; default widths 2,1,1); `hnnkit symbolic` then prints H and D",
     )
     t.set_defaults(func=cmd_train)
 

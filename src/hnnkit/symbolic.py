@@ -900,6 +900,24 @@ class SymbolicDissipative:
     def __str__(self) -> str:
         return f"H = {self.hamiltonian.nice}\nD = {self.nice}  ({self.form})"
 
+    def coefficients(self, *, nice: bool = False) -> dict[str, float]:
+        """Term → coefficient of :math:`D` (as :meth:`SymbolicHamiltonian.coefficients`)."""
+        e = self.nice if nice else self.expr
+        out = {str(term): float(c) for term, c in sympy.expand(e).as_coefficients_dict().items()}
+        return dict(sorted(out.items(), key=lambda kv: (kv[0] == "1", kv[0])))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary: ``hamiltonian`` (:meth:`SymbolicHamiltonian.to_dict`) and D's formulas."""
+        return {
+            "hamiltonian": self.hamiltonian.to_dict(),
+            "dissipation": str(self.nice),
+            "dissipation_raw": sympy.sstr(self.expr, full_prec=True),
+            "dissipation_composed": str(self.composed),
+            "dissipation_coefficients": self.coefficients(),
+            "form": self.form,
+            "losses": dict(self.losses),
+        }
+
 
 def _dissipation_field(form: str) -> Callable[[Tensor], Tensor]:
     """Gradient of :math:`D` → the field it contributes in ``form``."""
@@ -1045,13 +1063,7 @@ def save_kan_run(path: str | os.PathLike, model: nn.Module, data: Any) -> Path:
     output_index = getattr(model, "output_index", None)
     state = {
         "format": RUN_FORMAT,
-        "kan": {
-            "widths": list(kan.widths),
-            "grid": kan.grid_size,
-            "k": kan.k,
-            "grid_range": list(kan.grid_range),
-            "base_activation": kan.base_activation,
-        },
+        "kan": _kan_spec(kan),
         "state_dict": {k: v.detach().cpu() for k, v in kan.state_dict().items()},
         "output_index": 0 if output_index is None else int(output_index),
         "data": {
@@ -1059,17 +1071,56 @@ def save_kan_run(path: str | os.PathLike, model: nn.Module, data: Any) -> Path:
             for k, v in zip(_RUN_DATA, (x, dx, xt, dxt), strict=True)
         },
     }
+    dissipation = getattr(model, "dissipation_net", None)
+    if isinstance(dissipation, KAN):  # a dissipative KAN-HNN: its D is read back too
+        state["dissipation"] = {
+            "kan": _kan_spec(dissipation),
+            "state_dict": {k: v.detach().cpu() for k, v in dissipation.state_dict().items()},
+            "form": model.form,
+        }
     return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def _kan_spec(kan: KAN) -> dict[str, Any]:
+    return {
+        "widths": list(kan.widths),
+        "grid": kan.grid_size,
+        "k": kan.k,
+        "grid_range": list(kan.grid_range),
+        "base_activation": kan.base_activation,
+    }
+
+
+def _kan_from_spec(spec: dict[str, Any], state_dict: dict[str, Tensor]) -> KAN:
+    kan = KAN(
+        spec["widths"],
+        spec["grid"],
+        spec["k"],
+        grid_range=tuple(spec["grid_range"]),
+        base_activation=spec["base_activation"],
+        dtype=state_dict["act_fun.0.coef"].dtype,
+    )
+    kan.load_state_dict(state_dict)
+    return kan
 
 
 def load_kan_run(path: str | os.PathLike) -> tuple[KAN, int, tuple[Tensor, ...]]:
     """Read a file written by :func:`save_kan_run`: ``(kan, output_index, (x, dx[, x_test, dx_test]))``.
 
-    ``path`` may be the file or a directory holding ``kan_run.pt``.
+    ``path`` may be the file or a directory holding ``kan_run.pt``. For a dissipative run this
+    is the energy's KAN (:func:`extract_from_run` reads the dissipation too).
 
     Raises:
         DataFileError: if the file is missing or not a KAN run file.
     """
+    kan, output_index, data, _ = _load_run(path)
+    return kan, output_index, data
+
+
+def _load_run(
+    path: str | os.PathLike,
+) -> tuple[KAN, int, tuple[Tensor, ...], tuple[KAN, str] | None]:
+    """:func:`load_kan_run` plus the dissipation's ``(KAN, form)`` of a dissipative run."""
     from .errors import DataFileError
 
     path = Path(path)
@@ -1091,37 +1142,45 @@ def load_kan_run(path: str | os.PathLike) -> tuple[KAN, int, tuple[Tensor, ...]]
     try:
         if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
             raise ValueError(f"no 'format': {RUN_FORMAT} entry")
-        spec = state["kan"]
-        kan = KAN(
-            spec["widths"],
-            spec["grid"],
-            spec["k"],
-            grid_range=tuple(spec["grid_range"]),
-            base_activation=spec["base_activation"],
-            dtype=state["state_dict"]["act_fun.0.coef"].dtype,
-        )
-        kan.load_state_dict(state["state_dict"])
+        kan = _kan_from_spec(state["kan"], state["state_dict"])
         d = state["data"]
         data = (d["x"], d["dx"]) if d.get("x_test") is None else tuple(d[k] for k in _RUN_DATA)
         output_index = int(state["output_index"])
+        diss = state.get("dissipation")
+        dissipation = (
+            None
+            if diss is None
+            else (_kan_from_spec(diss["kan"], diss["state_dict"]), str(diss["form"]))
+        )
     except Exception as exc:  # malformed contents raise many types
         raise DataFileError(
             f"{path} is not a KAN run file ({type(exc).__name__}: {exc}); {retrain}"
         ) from exc
-    return kan, output_index, data
+    return kan, output_index, data, dissipation
 
 
-def extract_from_run(path: str | os.PathLike, **kwargs: Any) -> SymbolicHamiltonian:
+def extract_from_run(
+    path: str | os.PathLike, **kwargs: Any
+) -> SymbolicHamiltonian | SymbolicDissipative:
     """:func:`extract_hamiltonian` on a run saved by :func:`save_kan_run` (for ``hnnkit symbolic RUN_DIR``).
+
+    A dissipative run (``hnnkit train --model kan --dissipative``) gives
+    :func:`extract_dissipative`'s H and D instead.
 
     Args:
         path: the run file or its directory.
-        **kwargs: passed to :func:`extract_hamiltonian` (``library``, ``occam_tol``, ...).
+        **kwargs: passed to the extraction (``library``, ``occam_tol``, ...).
 
     Raises:
         DataFileError: as :func:`load_kan_run`.
     """
-    kan, output_index, data = load_kan_run(path)
+    from .models.dissipative import DissipativeHNN
+
+    kan, output_index, data, dissipation = _load_run(path)
+    if dissipation is not None:
+        dkan, form = dissipation
+        model = DissipativeHNN(kan.widths[0], energy_net=kan, dissipation_net=dkan, form=form)
+        return extract_dissipative(model, data, **kwargs)
     kwargs.setdefault("output_index", output_index)
     return extract_hamiltonian(kan, data, **kwargs)
 
@@ -1132,9 +1191,11 @@ __all__ = [
     "POLYNOMIAL_LIBRARY",
     "EdgeFit",
     "LibraryFunction",
+    "SymbolicDissipative",
     "SymbolicHamiltonian",
     "X",
     "drop_terms",
+    "extract_dissipative",
     "extract_from_run",
     "extract_hamiltonian",
     "fit_edge",

@@ -43,7 +43,7 @@ from ..data import Dataset, generate
 from ..data._io import atomic_write_json, atomic_write_text
 from ..errors import HnnkitValueError, NonFiniteLossError, check_choice
 from ..integrate import odeint
-from ..models import HNN, MLP
+from ..models import HNN, MLP, DissipativeHNN
 from ..models.kan import KAN, find_kan, kan_regularizer
 from ..report.figures import STYLE as REPORT_STYLE
 from ..report.figures import save
@@ -184,6 +184,40 @@ def make_kan_hnn(
     if x is not None:
         kan.update_grid(x.to(kan.act_fun[0].coef), layers=[0])
     return HNN(kan.widths[0], energy_net=kan, output_index=kan.widths[-1] - 1)
+
+
+def make_kan_dhnn(
+    widths: Sequence[int] = (2, 1, 1),
+    *,
+    grid: int = 5,
+    generator: torch.Generator,
+    x: Tensor | None = None,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str | None = None,
+) -> DissipativeHNN:
+    """A rayleigh-form :class:`~hnnkit.models.DissipativeHNN` whose energy and dissipation are
+    both KANs of ``widths`` (one output each), built like :func:`make_kan_hnn`'s.
+
+    :func:`hnnkit.symbolic.extract_dissipative` reads both back as formulas.
+
+    Raises:
+        HnnkitValueError: if ``widths`` does not end in one output, or as :func:`make_kan_hnn`.
+    """
+    if widths[-1] != 1:
+        raise HnnkitValueError(
+            f"a dissipative KAN-HNN needs KANs with one output (H and D), got widths "
+            f"{','.join(map(str, widths))}; e.g. {widths[0]},1,1"
+        )
+    nets = [
+        make_kan_hnn(widths, grid=grid, generator=generator, x=x, dtype=dtype, device=device)
+        for _ in range(2)
+    ]
+    return DissipativeHNN(
+        widths[0],
+        energy_net=nets[0].energy_net,
+        dissipation_net=nets[1].energy_net,
+        form="rayleigh",
+    )
 
 
 def make_model(name: str, *, generator: torch.Generator, dtype: torch.dtype = torch.float64) -> HNN:
