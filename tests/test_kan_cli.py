@@ -158,6 +158,8 @@ def test_a_dissipative_kan_run_gives_h_and_d_from_the_command_line(tmp_path, cap
     assert lines[0].startswith("H = p**2 + q**2") and lines[1] == "D = 0.05*p**2  (rayleigh)"
     info = json.loads(out_json.read_text())
     assert abs(info["dissipation_coefficients"]["p**2"] - 0.05) < 1e-4  # gamma / 2
+    assert main(["symbolic", str(run), "--library", "quadratic"]) == 0  # the noisy-data choice
+    assert "D = 0.05*p**2  (rayleigh)" in capsys.readouterr().out
     assert abs(info["hamiltonian"]["coefficients"]["q**2"] - 1) < 1e-3
     assert info["losses"]["test"] < 1e-20
     # evaluate rebuilds the two-KAN model from config.json and the checkpoint

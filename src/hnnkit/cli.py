@@ -439,12 +439,16 @@ def cmd_symbolic(args: argparse.Namespace) -> int:
     from .symbolic import (
         DEFAULT_LIBRARY,
         POLYNOMIAL_LIBRARY,
+        QUADRATIC_LIBRARY,
         SymbolicDissipative,
         extract_from_run,
     )
 
     path = _kan_run_file(Path(args.run_dir))
-    library = POLYNOMIAL_LIBRARY if args.library == "polynomial" else DEFAULT_LIBRARY
+    library = {
+        "polynomial": POLYNOMIAL_LIBRARY,
+        "quadratic": QUADRATIC_LIBRARY,
+    }.get(args.library, DEFAULT_LIBRARY)
     found = extract_from_run(path, library=library)
     if args.json:
         atomic_write_json(args.json, found.to_dict())
@@ -606,15 +610,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     y.add_argument(
         "run_dir",
-        help="a directory holding kan_run.pt: `hnnkit train --model kan --out DIR`, or a "
-        "kan-spring model directory such as OUT/kan-hnn",
+        help="a directory holding kan_run.pt: `hnnkit train --model kan [--dissipative] --out "
+        "DIR` (a dissipative run prints H and D), or a kan-spring model directory such as "
+        "OUT/kan-hnn",
     )
     y.add_argument(
         "--library",
-        choices=["default", "polynomial"],
+        choices=["default", "polynomial", "quadratic"],
         default="default",
-        help="edge functions to try: default (polynomials, sin, cos, exp, log, sqrt, tanh, 1/x) "
-        "or polynomial (x, x², x³, x⁴)",
+        help="edge functions to try: default (polynomials, sin, cos, exp, log, sqrt, tanh, 1/x), "
+        "polynomial (x, x², x³, x⁴) or quadratic (x, x²; keeps a dissipation D clean on noisy "
+        "data)",
     )
     y.add_argument("--python", action="store_true", help="also print H as Python (torch) source")
     y.add_argument("--json", metavar="FILE", default=None, help="also write the result as JSON")

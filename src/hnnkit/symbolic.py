@@ -129,6 +129,9 @@ DEFAULT_LIBRARY: tuple[str, ...] = (
 )
 #: Polynomials only: the safe choice for noisy data when the answer is known to be polynomial.
 POLYNOMIAL_LIBRARY: tuple[str, ...] = ("x", "x^2", "x^3", "x^4")
+#: Linear and quadratic edges only: keeps a dissipation function clean on noisy data, where
+#: composed quartic edges reach degree 12 and fit the noise (docs/kan.md).
+QUADRATIC_LIBRARY: tuple[str, ...] = ("x", "x^2")
 
 
 # -- one edge -------------------------------------------------------------------------------
@@ -1189,6 +1192,7 @@ __all__ = [
     "DEFAULT_LIBRARY",
     "LIBRARY",
     "POLYNOMIAL_LIBRARY",
+    "QUADRATIC_LIBRARY",
     "EdgeFit",
     "LibraryFunction",
     "SymbolicDissipative",
