@@ -59,6 +59,7 @@ from ..data.pixels import (
     stack_frames,
 )
 from ..errors import HnnkitValueError, NonFiniteLossError, check_choice
+from ..metrics import mean_sem
 from ..models.autoencoder import PixelHNN
 from ..train import load_checkpoint
 from ._seeds import run_seeds
@@ -320,10 +321,8 @@ def energy_metric(
     first = (
         pix.transpose(0, 1)[..., : size * size].reshape(n_traj, n_frames, size, size).float().cpu()
     )
-    sem = float(per_traj.std() / math.sqrt(n_traj)) if n_traj > 1 else 0.0
     return {
-        "mean": float(per_traj.mean()),
-        "sem": sem,
+        **mean_sem(per_traj),
         "values": per_traj.tolist(),
         "coord_mse": float((cc - true).pow(2).mean()),
         "energy_true": e_true,
@@ -587,8 +586,8 @@ def run_pixel_pendulum(
         ev = energy_metric(model, code_map, eval_frames, eval_coords)
         evals[kind] = ev
         results[kind] = {
-            "train_loss": _mean_sem(train_l),
-            "test_loss": _mean_sem(test_l),
+            "train_loss": mean_sem(train_l),
+            "test_loss": mean_sem(test_l),
             "energy": {"mean": ev["mean"], "sem": ev["sem"], "values": ev["values"]},
             "coord_mse": ev["coord_mse"],
             "loss_terms": {k: float(v.mean()) for k, v in terms.items() if k != "total"},
@@ -629,13 +628,6 @@ def run_pixel_pendulum(
     }
     atomic_write_json(out / "metrics.json", metrics)
     return {**metrics, "config": config}
-
-
-def _mean_sem(v: Tensor) -> dict[str, float]:
-    return {
-        "mean": float(v.mean()),
-        "sem": float(v.std() / math.sqrt(v.numel())) if v.numel() > 1 else 0.0,
-    }
 
 
 def reproduce_task(
