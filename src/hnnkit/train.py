@@ -197,12 +197,7 @@ def fit(
     if run_path is not None:
         run_path.mkdir(parents=True, exist_ok=True)
         if resume and (run_path / CHECKPOINT).exists():
-            state = load_checkpoint(run_path / CHECKPOINT)
-            if state["settings"] != settings:
-                raise HnnkitValueError(
-                    f"cannot resume: {run_path / CHECKPOINT} was written with {state['settings']}, "
-                    f"this call asks for {settings}; use the same settings or a new run_dir"
-                )
+            state = resume_checkpoint(run_path / CHECKPOINT, settings)
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             gen.set_state(state["generator"])
@@ -310,6 +305,22 @@ def fit(
     if run_path is not None and steps == start:
         _write_log(run_path / LOG, history)
     return result
+
+
+def resume_checkpoint(path: str | os.PathLike, settings: dict[str, Any]) -> dict[str, Any]:
+    """:func:`load_checkpoint`, refusing a checkpoint written with other training ``settings``.
+
+    Raises:
+        HnnkitValueError: if the checkpoint's ``settings`` differ from ``settings``.
+        DataFileError: as :func:`load_checkpoint`.
+    """
+    state = load_checkpoint(path)
+    if state.get("settings") != settings:
+        raise HnnkitValueError(
+            f"cannot resume: {path} was written with {state.get('settings')}, this run asks for "
+            f"{settings}; use the same settings, or another output directory"
+        )
+    return state
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

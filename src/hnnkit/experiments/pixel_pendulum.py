@@ -61,7 +61,7 @@ from ..data.pixels import (
 from ..errors import HnnkitValueError, NonFiniteLossError, check_choice
 from ..metrics import mean_sem
 from ..models.autoencoder import PixelHNN
-from ..train import load_checkpoint
+from ..train import resume_checkpoint
 from ._seeds import run_seeds
 
 MODELS = ("baseline", "hnn")
@@ -204,12 +204,7 @@ def train_pixel_model(
     start, elapsed = 0, 0.0
     path = Path(checkpoint) if checkpoint is not None else None
     if path is not None and path.exists():
-        state = load_checkpoint(path)
-        if state.get("settings") != settings:
-            raise HnnkitValueError(
-                f"cannot resume: {path} was written with {state.get('settings')}, this run asks "
-                f"for {settings}; delete it or use another output directory"
-            )
+        state = resume_checkpoint(path, settings)
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         generator.set_state(state["generator"])
