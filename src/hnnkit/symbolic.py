@@ -501,14 +501,20 @@ def hnn_loss_fn(
     ``to_field`` maps the gradient of ``expr`` to the vector field it contributes (default
     :math:`J\nabla`, an energy's; :func:`extract_dissipative` passes a dissipation function's).
     """
+    g = _expr_gradient(expr, symbols, x)
+    return float((to_field(g) - dx.to(torch.float64)).pow(2).mean())
+
+
+def _expr_gradient(expr: sympy.Expr, symbols: Sequence[sympy.Symbol], x: Tensor) -> Tensor:
+    """:math:`\nabla_x` of the closed form ``expr`` at the states ``x``, float64 (zero for a constant)."""
     fn = sympy_to_torch(expr, list(symbols))
     xx = x.detach().to(torch.float64).requires_grad_(True)
     with torch.enable_grad():
         h = fn(xx)
-        if not h.requires_grad:  # a constant H
-            return float(dx.to(torch.float64).pow(2).mean())
+        if not h.requires_grad:  # a constant
+            return torch.zeros_like(xx)
         (g,) = torch.autograd.grad(h.sum(), xx)
-    return float((to_field(g) - dx.to(torch.float64)).pow(2).mean())
+    return g
 
 
 def _parametrize(expr: sympy.Expr, values: list[float]) -> sympy.Expr:
@@ -652,14 +658,7 @@ def drop_terms(
     xx = x.detach().to(torch.float64)
 
     def grad_rms(term: sympy.Expr) -> float:
-        fn = sympy_to_torch(term, list(symbols))
-        xi = xx.clone().requires_grad_(True)
-        with torch.enable_grad():
-            h = fn(xi)
-            if not h.requires_grad:
-                return 0.0
-            (g,) = torch.autograd.grad(h.sum(), xi)
-        return float(g.pow(2).sum(-1).mean().sqrt())
+        return float(_expr_gradient(term, symbols, xx).pow(2).sum(-1).mean().sqrt())
 
     def shape(term: sympy.Expr) -> sympy.Expr:  # a term without its numbers
         body = term.as_coeff_Mul()[1]
@@ -1018,11 +1017,7 @@ def extract_dissipative(
 
     def residual(h_expr: sympy.Expr, xs: Tensor, dxs: Tensor) -> Tensor:
         """The part of the targets that the energy ``h_expr`` leaves to the dissipation."""
-        fn = sympy_to_torch(h_expr, list(symbols))
-        xi = xs.detach().double().cpu().requires_grad_(True)
-        with torch.enable_grad():
-            h = fn(xi)
-            grad = torch.autograd.grad(h.sum(), xi)[0] if h.requires_grad else torch.zeros_like(xi)
+        grad = _expr_gradient(h_expr, symbols, xs.detach().cpu())
         return dxs.detach().double().cpu() - symplectic(grad)
 
     r = residual(hamiltonian.expr, xd, dxd)
