@@ -325,12 +325,13 @@ def evaluate_corrected(
         return found
 
     h = float(t[1] - t[0])
+    starts = x0.reshape(-1, x0.shape[-1])  # (B, d), also for one measured trajectory
 
     def symplecticity(field: Any) -> Tensor:
         try:
-            return symplecticity_error(flow_map(field, h), x0.reshape(-1, x0.shape[-1]))
+            return symplecticity_error(flow_map(field, h), starts)
         except RuntimeError:  # the implicit step did not converge: no verdict
-            return torch.full((x0.reshape(-1, x0.shape[-1]).shape[0],), math.nan)
+            return torch.full((starts.shape[0],), math.nan)
 
     for k, pred in preds.items():
         per = {
