@@ -181,13 +181,13 @@ def _train_kan(args: argparse.Namespace, cfg: dict[str, Any], data, device, out:
     """``hnnkit train --model kan``: restarts, grid schedule, optional pruning; writes the run files."""
     import torch
 
-    from .data._io import atomic_write
     from .experiments.kan_spring import (
         make_kan_dhnn,
         make_kan_hnn,
         restart_seed,
         train_with_restarts,
     )
+    from .files import atomic_write
     from .models.kan import kan_regularizer
     from .symbolic import save_kan_run
     from .train import CHECKPOINT, LOG, FitResult, _write_log
@@ -247,9 +247,9 @@ def _train_kan(args: argparse.Namespace, cfg: dict[str, Any], data, device, out:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .data._io import atomic_write_json
     from .evaluate import loss_metrics
     from .experiments.reproduce import check_out_dir, resolve_device
+    from .files import atomic_write_json
     from .report import loss_curves, provenance
     from .systems import get_system
     from .train import fit
@@ -343,9 +343,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .data._io import atomic_write_json
     from .evaluate import evaluate_corrected, loss_metrics
     from .experiments.tasks import TASKS
+    from .files import atomic_write_json
     from .report import rollout_panels
     from .systems import get_system
     from .train import load_checkpoint
@@ -435,7 +435,7 @@ def _kan_run_file(run: Path) -> Path:
 
 
 def cmd_symbolic(args: argparse.Namespace) -> int:
-    from .data._io import atomic_write_json
+    from .files import atomic_write_json
     from .symbolic import (
         DEFAULT_LIBRARY,
         POLYNOMIAL_LIBRARY,

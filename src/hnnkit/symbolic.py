@@ -1054,7 +1054,7 @@ def save_kan_run(path: str | os.PathLike, model: nn.Module, data: Any) -> Path:
     Returns:
         The path written.
     """
-    from .data._io import atomic_write
+    from .files import atomic_write
 
     kan = find_kan(model)
     x, dx, xt, dxt = _as_data(data)

@@ -21,8 +21,8 @@ import torch
 from torch import Tensor, nn
 
 from .data import Dataset
-from .data._io import atomic_write, atomic_write_text
 from .errors import DataFileError, HnnkitValueError, NonFiniteLossError, check_choice
+from .files import atomic_write, atomic_write_text
 from .integrate import step_slope
 
 OPTIMIZERS = ("adam", "lbfgs")

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..errors import DataFileError, HnnkitValueError
-from ._io import atomic_write_npz
+from ..files import atomic_write_npz
 
 _FORMAT_VERSION = 1
 

@@ -59,8 +59,8 @@ import torch
 from torch import Tensor
 
 from ..errors import DataFileError, HnnkitValueError, check_choice
+from ..files import atomic_write_npz
 from ..systems.pixel import DEFAULT_GEOMETRY, PendulumGeometry, render_pendulum
-from ._io import atomic_write_npz
 
 #: Bumped whenever generation changes, so that stale cache files are never reused.
 PIXELS_VERSION = 1

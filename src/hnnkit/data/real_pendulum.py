@@ -27,9 +27,9 @@ import numpy as np
 import torch
 
 from ..errors import DataFileError
+from ..files import atomic_write
 from ._dataset import Dataset
 from ._generate import cache_dir
-from ._io import atomic_write
 
 MEMBER = "real_pend_h_1.txt"
 MEMBER_SHA256 = "45d92988198b89a5933f5a53e67aa819d06937516f71a462ac09e1307d8b3411"

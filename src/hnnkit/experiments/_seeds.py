@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..data._io import atomic_write
+from ..files import atomic_write
 
 
 def run_seeds(

@@ -40,8 +40,8 @@ import torch
 from torch import Tensor, nn
 
 from ..data import Dataset, generate
-from ..data._io import atomic_write_json, atomic_write_text
 from ..errors import HnnkitValueError, NonFiniteLossError, check_choice
+from ..files import atomic_write_json, atomic_write_text
 from ..integrate import odeint
 from ..models import HNN, MLP, DissipativeHNN
 from ..models.kan import KAN, find_kan, kan_regularizer

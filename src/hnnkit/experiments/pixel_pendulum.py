@@ -48,7 +48,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..data._io import atomic_write, atomic_write_json
 from ..data.pixels import (
     GYM_DT,
     PixelPendulumData,
@@ -59,6 +58,7 @@ from ..data.pixels import (
     stack_frames,
 )
 from ..errors import HnnkitValueError, NonFiniteLossError, check_choice
+from ..files import atomic_write, atomic_write_json
 from ..metrics import mean_sem
 from ..models.autoencoder import PixelHNN
 from ..train import resume_checkpoint

@@ -11,7 +11,6 @@ from typing import Any
 import torch
 
 from ..data import Dataset, generate, real_pendulum
-from ..data._io import atomic_write_json, atomic_write_text
 from ..errors import DataFileError, HnnkitValueError, UnknownNameError
 from ..evaluate import (
     PROTOCOLS,
@@ -23,6 +22,7 @@ from ..evaluate import (
     loss_metrics,
     recording_rollouts,
 )
+from ..files import atomic_write_json, atomic_write_text
 from ..metrics import mean_sem
 from ..models import HNN, Baseline, DissipativeHNN
 from ..report import (

@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from ..data._io import atomic_write
+from ..files import atomic_write
 
 COLORS = {
     "truth": "black",
