@@ -100,6 +100,7 @@ def test_reproduce_refuses_a_file_a_corrupt_results_json_and_missing_cuda(tmp_pa
         assert "CUDA is not available" in capsys.readouterr().err
 
 
+@pytest.mark.real_pendulum
 def test_dhnn_trains_through_the_step_on_the_real_pendulum(tmp_path, capsys):
     run = tmp_path / "dhnn"
     argv = ["train", "--system", "real-pendulum", "--model", "dhnn", "--through-step"]

@@ -73,6 +73,7 @@ def test_original_pendulum_energy_is_q2_plus_p2():
     assert out["hnn"]["energy"]["mean"] < 1e-6
 
 
+@pytest.mark.real_pendulum
 def test_real_pendulum_protocols_use_the_test_segment(monkeypatch):
     data = real_pendulum()
     model = HNN(2, hidden=(8,), generator=torch.Generator().manual_seed(0))

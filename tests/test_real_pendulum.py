@@ -1,5 +1,5 @@
 import hashlib
-import shutil
+import os
 from pathlib import Path
 
 import pytest
@@ -9,14 +9,7 @@ from hnnkit.data import real_pendulum
 from hnnkit.data.real_pendulum import MEMBER_SHA256, load_raw
 from hnnkit.errors import DataFileError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_pendulum"
-
-
-@pytest.fixture(autouse=True)
-def _local_copy(monkeypatch):
-    if not (SHARED / "real_pend_h_1.txt").exists():
-        pytest.fail(f"the test data copy {SHARED} is missing; CI provides it beside the checkout")
-    monkeypatch.setenv("HNNKIT_DATA", str(SHARED))
+pytestmark = pytest.mark.real_pendulum
 
 
 def test_preprocessing_and_split_follow_the_original():
@@ -34,15 +27,19 @@ def test_preprocessing_and_split_follow_the_original():
     assert d.split("train")[0].shape == (445, 2)
 
 
-def test_zip_and_text_copies_both_load_and_match():
-    a = real_pendulum(SHARED / "real_pend_h_1.txt")
-    b = real_pendulum(SHARED / "invar_datasets.zip")
-    assert torch.equal(a.x, b.x)
+def test_zip_and_text_copies_both_load_and_match(real_pendulum_dir):
+    text, archive = (
+        real_pendulum_dir / "real_pend_h_1.txt",
+        real_pendulum_dir / "invar_datasets.zip",
+    )
+    if not (text.is_file() and archive.is_file()):
+        pytest.skip(f"{real_pendulum_dir} holds only one of the text and zip copies")
+    assert torch.equal(real_pendulum(text).x, real_pendulum(archive).x)
 
 
 def test_checksum_mismatch_and_missing_file(tmp_path, monkeypatch):
     bad = tmp_path / "real_pend_h_1.txt"
-    shutil.copy(SHARED / "real_pend_h_1.txt", bad)
+    bad.write_bytes(load_raw_bytes())
     bad.write_bytes(bad.read_bytes().replace(b"e-001", b"e-002", 1))
     assert hashlib.sha256(bad.read_bytes()).hexdigest() != MEMBER_SHA256
     with pytest.raises(DataFileError, match="sha256"):
@@ -54,10 +51,18 @@ def test_checksum_mismatch_and_missing_file(tmp_path, monkeypatch):
         real_pendulum(download=False)
 
 
+def load_raw_bytes() -> bytes:
+    """The recording's text, as hnnkit finds it (checksum verified)."""
+    from hnnkit.data.real_pendulum import _read_local
+
+    return _read_local(Path(os.environ["HNNKIT_DATA"]))
+
+
 def test_cached_copy_is_used(tmp_path, monkeypatch):
     cache = tmp_path / "cache"
     monkeypatch.setenv("HNNKIT_CACHE", str(cache))
+    raw = load_raw_bytes()
     monkeypatch.delenv("HNNKIT_DATA")
     (cache / "real_pendulum").mkdir(parents=True)
-    shutil.copy(SHARED / "real_pend_h_1.txt", cache / "real_pendulum" / "real_pend_h_1.txt")
+    (cache / "real_pendulum" / "real_pend_h_1.txt").write_bytes(raw)
     assert real_pendulum(download=False).x.shape == (1, 555, 2)

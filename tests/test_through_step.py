@@ -102,6 +102,7 @@ def test_dataset_step_is_validated_and_saved(tmp_path):
         Dataset(x=data.x, dx=data.dx, t=data.t, test_mask=data.test_mask, step=-data.step)
 
 
+@pytest.mark.real_pendulum
 def test_real_pendulum_keeps_its_forward_difference_intervals():
     d = real_pendulum()
     assert d.step is not None and d.step.shape == d.t.shape
