@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install hnnkit with its test tools into .venv (pinned by constraints.txt), lint, run the tests.
+# Install hnnkit with its test tools into .venv (pinned by constraints.txt), lint, check the
+# layering (ARCHITECTURE.md, contracts in pyproject.toml), run the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
@@ -8,4 +9,5 @@ command -v "$PY" >/dev/null || PY=python3
 .venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]"
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .
+.venv/bin/lint-imports --no-cache
 .venv/bin/python -m pytest -q "$@"
