@@ -7,6 +7,7 @@ argument, shows what was received and says what would be accepted.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable
 
 
@@ -35,6 +36,20 @@ class DataFileError(HnnkitValueError):
     """A file on disk (dataset, checkpoint, results) is missing, corrupt or mismatched."""
 
 
+class NonFiniteStateError(HnnkitValueError, RuntimeError):
+    """An ODE solve produced a NaN or infinite state (the solution blew up, or the step is too large).
+
+    Also a ``RuntimeError``, as the solvers' other failures are. ``time`` is the first output
+    time at which the state was non-finite and ``index`` the batch index of the first
+    trajectory affected there.
+    """
+
+    def __init__(self, message: str, *, time: float, index: tuple[int, ...]):
+        self.time = time
+        self.index = index
+        super().__init__(message)
+
+
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss."""
 
@@ -55,3 +70,30 @@ def check_choice(kind: str, name: object, valid: Iterable[str]) -> str:
     if name not in valid:
         raise UnknownNameError(kind, name, valid)
     return name  # type: ignore[return-value]
+
+
+#: Seeds must fit a signed 64-bit integer (``torch.Generator.manual_seed``).
+MAX_SEED = 2**63 - 1
+
+
+def check_seed(name: str, value: object) -> int:
+    """Return ``value`` as an ``int`` if it is a valid random seed, else raise.
+
+    Args:
+        name: the argument's name, shown in the message.
+        value: the seed; an integer (not a bool) with ``0 <= value <= 2**63 - 1``.
+
+    Returns:
+        ``int(value)``.
+
+    Raises:
+        HnnkitValueError: if ``value`` is not such an integer.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise HnnkitValueError(f"{name} must be an integer in [0, 2**63 - 1], got {value!r}")
+    if not 0 <= int(value) <= MAX_SEED:
+        raise HnnkitValueError(
+            f"{name} must be in [0, 2**63 - 1] (a signed 64-bit seed), got {value!r}; "
+            "pick a smaller non-negative integer"
+        )
+    return int(value)

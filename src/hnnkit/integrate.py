@@ -79,7 +79,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from .errors import HnnkitValueError, check_choice
+from .errors import HnnkitValueError, NonFiniteStateError, check_choice
 
 __all__ = [
     "RK4",
@@ -188,14 +188,41 @@ def _evaluate(f: ODEFunc, t: Tensor, x: Tensor) -> Tensor:
     return dx
 
 
-def _batch_index(flat: int, batch_shape: torch.Size) -> str:
-    if len(batch_shape) == 0:
-        return "the trajectory"
+def _unravel(flat: int, batch_shape: torch.Size) -> tuple[int, ...]:
     idx = []
     for size in reversed(batch_shape):
         flat, r = divmod(flat, size)
         idx.append(r)
-    return f"trajectory {tuple(reversed(idx))}"
+    return tuple(reversed(idx))
+
+
+def _batch_index(flat: int, batch_shape: torch.Size) -> str:
+    if len(batch_shape) == 0:
+        return "the trajectory"
+    return f"trajectory {_unravel(flat, batch_shape)}"
+
+
+def _method_name(solver: Solver) -> str:
+    return next((k for k, v in SOLVERS.items() if v is type(solver)), type(solver).__name__)
+
+
+_NON_FINITE_ADVICE = (
+    "The solution may blow up there, or the step is too large for the field: use a smaller "
+    "step (step_size, more substeps, or tighter rtol/atol for dopri5), and check that f "
+    "returns finite values there (no division by zero or overflowing term)."
+)
+
+
+def _non_finite_error(
+    method: str, time: float, flat: int, batch_shape: torch.Size, what: str, n_bad: int = 1
+) -> NonFiniteStateError:
+    others = f" (and {n_bad - 1} other trajectories)" if n_bad > 1 else ""
+    return NonFiniteStateError(
+        f"{method}: {what} became non-finite (NaN or inf) at t={time:g} for "
+        f"{_batch_index(flat, batch_shape)}{others}. {_NON_FINITE_ADVICE}",
+        time=time,
+        index=_unravel(flat, batch_shape),
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -275,7 +302,10 @@ class Solver(ABC):
 
         Raises:
             HnnkitValueError: on invalid ``x0`` or ``t``, or if ``f`` returns the wrong shape.
-            RuntimeError: if the solve fails (see the concrete solver).
+            NonFiniteStateError: (a ``HnnkitValueError`` and a ``RuntimeError``) if the
+                state becomes NaN or infinite; the message names the first output time and
+                trajectory affected.
+            RuntimeError: if the solve fails otherwise (see the concrete solver).
         """
         x0 = _check_x0(x0)
         tt, host = _check_t(t, x0)
@@ -385,7 +415,28 @@ class FixedStepSolver(Solver):
                 times = list(zip(*(g.unbind(0) for g in grid.unbind(1)), strict=True))
                 x, carry = self._advance(times, h, x, carry)
             outs.append(x)
-        return torch.stack(outs)
+        out = torch.stack(outs)
+        self._check_finite(out, t_host)
+        return out
+
+    def _check_finite(self, out: Tensor, t_host: list[float]) -> None:
+        """Raise :class:`NonFiniteStateError` if any output state is NaN or infinite.
+
+        Every step adds an increment to the state (``x + h * k``), so a NaN or infinite entry
+        never turns finite again: checking the last output state (one small reduction and
+        one device read per solve) finds any. The first output time and trajectory
+        affected are located only on failure.
+        """
+        with torch.no_grad():
+            if bool(torch.isfinite(out[-1].detach()).all()):
+                return
+            finite = torch.isfinite(out.detach())
+            bad = (~finite.all(-1)).reshape(out.shape[0], -1).cpu()  # (n_out, n_traj)
+        i = int(bad.any(1).nonzero()[0])
+        j = int(bad[i].nonzero()[0])
+        raise _non_finite_error(
+            _method_name(self), t_host[i], j, out.shape[1:-1], "the state", int(bad[i].sum())
+        )
 
     def _init_carry(self, t0: Tensor, x0: Tensor) -> Any:
         """State carried from step to step (e.g. a reusable evaluation of ``f``)."""
@@ -508,7 +559,9 @@ class ImplicitMidpoint(FixedStepSolver):
 
     Raises:
         RuntimeError: (from :meth:`integrate`) if the iteration does not converge in
-            :attr:`max_iterations` iterations (the step is too large) or turns non-finite.
+            :attr:`max_iterations` iterations (the step is too large).
+        NonFiniteStateError: (also a ``RuntimeError``) if the iteration or the state turns
+            NaN or infinite.
     """
 
     order = 2
@@ -537,7 +590,17 @@ class ImplicitMidpoint(FixedStepSolver):
             if r <= tol or (prev <= r <= 1e3 * tol):  # converged, or stagnating at rounding
                 return torch.add(x, k, alpha=h), k
             if not math.isfinite(r):
-                break
+                with torch.no_grad():
+                    bad = ~torch.isfinite(k_new.detach()).all(-1).reshape(-1).cpu()
+                raise _non_finite_error(
+                    "implicit-midpoint",
+                    float(ts[0].flatten()[0]),
+                    int(bad.nonzero()[0]) if bool(bad.any()) else 0,
+                    x.shape[:-1],
+                    "the implicit-step iteration (the implicit equation may have no solution "
+                    "at this step)",
+                    max(1, int(bad.sum())),
+                )
             prev = r
         t_now = float(ts[0].flatten()[0])
         raise RuntimeError(
@@ -563,9 +626,13 @@ class Dopri5(Solver):
     if given, is the first step of every trajectory; ``substeps`` is ignored).
 
     Raises:
+        HnnkitValueError: (from :meth:`integrate`) for a float16 or bfloat16 ``x0``: the
+            error control needs float32 or float64.
         RuntimeError: (from :meth:`integrate`) if ``max_steps`` step attempts do not reach
             the last output time, or if a trajectory's step size underflows (stiff or
-            singular problem, or a non-finite state).
+            singular problem).
+        NonFiniteStateError: (also a ``RuntimeError``) if the step size underflows because
+            ``f`` or the trial state is NaN or infinite (the solution blows up).
     """
 
     order = 5
@@ -609,6 +676,14 @@ class Dopri5(Solver):
     def _norm(self, v: Tensor, scale: Tensor) -> Tensor:
         """Weighted RMS norm over the state dimension."""
         return torch.linalg.vector_norm(v / scale, dim=-1) * (v.shape[-1] ** -0.5)
+
+    def _check_state(self, x0: Tensor) -> None:
+        if torch.finfo(x0.dtype).bits < 32:
+            raise HnnkitValueError(
+                f"dopri5 needs float32 or float64 states; got {x0.dtype}, whose precision "
+                "is too coarse for its error control (it would report a stiff problem). "
+                "Cast with x0.float() or x0.double(), or use a fixed-step method."
+            )
 
     def _initial_step(
         self, fw: Callable[[Tensor, Tensor], Tensor], t0: Tensor, x: Tensor, k1: Tensor
@@ -729,10 +804,16 @@ class Dopri5(Solver):
             if bool(status[1].any()):
                 r = int(status[1].nonzero()[0])
                 j = int(gid[r])
+                with torch.no_grad():
+                    trial_ok = all(bool(torch.isfinite(v[r]).all()) for v in (y, *ks))
+                if not trial_ok:
+                    raise _non_finite_error(
+                        "dopri5", float(tcur[r]), j, bshape, "the trial state or f(t, x)"
+                    )
                 raise RuntimeError(
                     f"dopri5: step size underflow for {_batch_index(j, bshape)} at "
                     f"t={float(tcur[r])} (h={float(h[r]):.3g}); the problem is stiff or "
-                    "singular there, or the state became non-finite (f returned NaN/inf)."
+                    "singular there (the solution may blow up). Loosen rtol/atol, or check f there."
                 )
             hit_rows = rows_all[status[0]]
             if hit_rows.numel():
