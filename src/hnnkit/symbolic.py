@@ -15,10 +15,13 @@ The pipeline (``extract_hamiltonian``):
    and expanded.
 4. **Refit.** Every floating-point number in :math:`H` becomes a free coefficient and is
    refitted under the HNN loss, the mean squared error of :math:`J\nabla H` against the
-   target derivatives, by L-BFGS.
-5. **Occam on the formula.** Whole terms are dropped, smallest first, when the refitted rest
-   keeps the HNN loss within 2 % (``drop_rtol``); noisy data otherwise keep small terms
-   such as :math:`q^4` that fit the noise.
+   target derivatives: exactly by linear least squares when :math:`H` is linear in them
+   (polynomials), else by L-BFGS.
+5. **Occam on the formula.** Whole terms are dropped, smallest first, unless the held-out
+   (test-split) loss of the refitted rest rises above ``loss·(1 + drop_rtol) + atol``:
+   2 % for noise (noisy data otherwise keep small terms such as :math:`q^4` that fit it)
+   and :data:`SELECT_ATOL` = 1e-6 of the targets' variance for round-off, so that terms
+   worth only the last bits never decide the formula.
 6. **Presentation.** Coefficients are rounded to "nice" values (0, integers, then 1–3
    decimals) one at a time, each only if the HNN loss stays within tolerance. Both the raw
    refitted and the rounded expressions are returned.
@@ -31,8 +34,9 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -377,6 +381,8 @@ class SymbolicHamiltonian:
             ``refit_train`` (of ``expr``), ``nice_train`` and the same with ``_test``
             (``nan`` when no test data were given).
         dropped: the terms of ``full`` that were dropped.
+        checks: whether :math:`H` is bounded below where the data lie (:func:`energy_check`:
+            ``h_min_on_data``, ``h_min_on_box``, ``h_bounded_below``).
     """
 
     expr: sympy.Expr
@@ -387,6 +393,7 @@ class SymbolicHamiltonian:
     edges: list[EdgeFit] = field(default_factory=list)
     losses: dict[str, float] = field(default_factory=dict)
     dropped: list[sympy.Expr] = field(default_factory=list)
+    checks: dict[str, Any] = field(default_factory=dict)
 
     @property
     def dof(self) -> int:
@@ -445,6 +452,7 @@ class SymbolicHamiltonian:
             "coefficients": self.coefficients(),
             "coefficients_nice": self.coefficients(nice=True),
             "losses": dict(self.losses),
+            "checks": dict(self.checks),
             "edges": [
                 {"edge": [e.layer, e.i, e.j], "fit": e.name, "formula": str(e.expr), "r2": e.r2}
                 for e in self.edges
@@ -527,53 +535,106 @@ def _parametrize(expr: sympy.Expr, values: list[float]) -> sympy.Expr:
     return expr.func(*[_parametrize(a, values) for a in expr.args])
 
 
-def refit_coefficients(
-    expr: sympy.Expr,
+#: A formula and the map from its gradient to the vector field it contributes: ``J∇`` for an
+#: energy, ``(0, -∂D/∂p)`` for a rayleigh dissipation (see :func:`hnn_loss_fn`).
+_Part = tuple[sympy.Expr, Callable[[Tensor], Tensor]]
+
+#: Term selection's floor for noise-free data: a term is kept only if dropping it (and
+#: refitting the rest) raises the held-out loss by more than this fraction of the targets'
+#: variance. Round-off and a not quite converged network leave spurious terms far below it
+#: (1e-12 and less on the damped spring), a real term lies far above (0.05·p² costs 1.4e-3).
+SELECT_ATOL = 1e-6
+
+
+def _field_of(parts: Sequence[_Part], symbols: Sequence[sympy.Symbol], x: Tensor) -> Tensor:
+    """The summed vector field of ``parts`` at ``x`` (float64)."""
+    out = torch.zeros(x.shape, dtype=torch.float64, device=x.device)
+    for expr, to_field in parts:
+        out = out + to_field(_expr_gradient(expr, symbols, x))
+    return out
+
+
+def _parts_loss(
+    parts: Sequence[_Part], symbols: Sequence[sympy.Symbol], x: Tensor, dx: Tensor
+) -> float:
+    """Mean squared error of the summed field of ``parts`` against ``dx``."""
+    return float((_field_of(parts, symbols, x) - dx.to(torch.float64)).pow(2).mean())
+
+
+def _linear_in(templates: Sequence[sympy.Expr], thetas: Sequence[sympy.Symbol]) -> bool:
+    """Whether every template is affine in the parameters ``thetas``."""
+    params = set(thetas)
+    return all(
+        not (sympy.diff(t, th).free_symbols & params)
+        for t in templates
+        for th in t.free_symbols & params
+    )
+
+
+def _least_squares(
+    templates: Sequence[sympy.Expr],
+    fields: Sequence[Callable[[Tensor], Tensor]],
+    thetas: Sequence[sympy.Symbol],
+    start: Sequence[float],
     symbols: Sequence[sympy.Symbol],
     x: Tensor,
-    dx: Tensor,
-    *,
-    max_iter: int = 500,
-    to_field: Callable[[Tensor], Tensor] = symplectic,
-) -> tuple[sympy.Expr, float]:
-    r"""Refit every floating-point number of ``expr`` under the HNN loss (or ``to_field``'s, see :func:`hnn_loss_fn`).
+    target: Tensor,
+) -> list[float]:
+    """The exact least-squares parameters of templates whose field is linear in them.
 
-    Each occurrence of a :class:`sympy.Float` becomes its own parameter :math:`\theta_k`, and
-    :math:`\frac{1}{N}\sum\lVert J\nabla_x H_\theta(x) - \dot x\rVert^2` is minimised by
-    full-batch L-BFGS (strong Wolfe, float64) in rounds of 25 iterations, until a round
-    lowers the loss by less than 0.1 % or the loss reaches float64 resolution. An additive
-    constant has zero gradient and keeps its value.
-
-    Args:
-        expr: the expression in ``symbols``.
-        symbols: the phase-space symbols, in the order of the state's last axis.
-        x: states ``(N, 2n)``.
-        dx: target derivatives ``(N, 2n)``.
-        max_iter: at most this many L-BFGS iterations (default 500).
-
-    Returns:
-        ``(refitted expression, its HNN loss)``; the input expression if the refit does not
-        lower the loss.
+    Each parameter's column is the field of its template's derivative; columns are scaled to
+    unit norm before the solve. A parameter that moves no field (an additive constant) keeps
+    its start value.
     """
-    floats: list[float] = []
-    templ = _parametrize(expr, floats)
-    if not floats:
-        return expr, hnn_loss_fn(expr, symbols, x, dx, to_field=to_field)
-    thetas = [sympy.Symbol(f"_theta_{k}") for k in range(len(floats))]
-    fn = sympy_to_torch(templ, [*symbols, *thetas])
-    xx = x.detach().to(torch.float64)
-    target = dx.detach().to(torch.float64)
-    theta = nn.Parameter(torch.tensor(floats, dtype=torch.float64))
+    zero = {th: 0 for th in thetas}
+    rest = target - _field_of(
+        [(t.xreplace(zero), f) for t, f in zip(templates, fields, strict=True)], symbols, x
+    )
+    columns, free = [], []
+    for k, th in enumerate(thetas):
+        t, f = next((t, f) for t, f in zip(templates, fields, strict=True) if th in t.free_symbols)
+        col = f(_expr_gradient(sympy.diff(t, th), symbols, x)).reshape(-1)
+        if bool(col.abs().max() > 0):
+            columns.append(col)
+            free.append(k)
+    values = list(start)
+    if columns:
+        a = torch.stack(columns, dim=1).cpu().numpy()
+        norms = np.linalg.norm(a, axis=0)
+        coef = np.linalg.lstsq(a / norms, rest.reshape(-1).cpu().numpy(), rcond=None)[0] / norms
+        for k, c in zip(free, coef, strict=True):
+            values[k] = float(c)
+    return values
+
+
+def _lbfgs_refit(
+    templates: Sequence[sympy.Expr],
+    fields: Sequence[Callable[[Tensor], Tensor]],
+    thetas: Sequence[sympy.Symbol],
+    start: Sequence[float],
+    symbols: Sequence[sympy.Symbol],
+    x: Tensor,
+    target: Tensor,
+    max_iter: int,
+) -> list[float]:
+    """Full-batch L-BFGS (strong Wolfe, float64) on the field loss, for nonlinear templates."""
+    fns = [sympy_to_torch(t, [*symbols, *thetas]) for t in templates]
+    theta = nn.Parameter(torch.tensor(list(start), dtype=torch.float64))
 
     def loss_of(th: Tensor) -> Tensor:
-        xi = xx.clone().requires_grad_(True)
+        xi = x.clone().requires_grad_(True)
         aug = torch.cat([xi, th.expand(xi.shape[0], -1)], dim=-1)
-        h = fn(aug)
-        (g,) = torch.autograd.grad(h.sum(), xi, create_graph=True)
-        return (to_field(g) - target).pow(2).mean()
+        out = torch.zeros_like(target)
+        for fn, to_field in zip(fns, fields, strict=True):
+            h = fn(aug)
+            if not (isinstance(h, Tensor) and h.requires_grad):  # a plain number
+                continue
+            (g,) = torch.autograd.grad(h.sum(), xi, create_graph=True, allow_unused=True)
+            if g is not None:
+                out = out + to_field(g)
+        return (out - target).pow(2).mean() + 0.0 * th.sum()
 
     with torch.enable_grad():
-        start = float(loss_of(theta).detach())
         chunk = 25
         opt = torch.optim.LBFGS(
             [theta],
@@ -592,7 +653,7 @@ def refit_coefficients(
             return loss
 
         floor = 1e-16 * float(target.pow(2).mean())  # float64 resolution of the loss
-        final = start
+        final = float(loss_of(theta).detach())
         for _ in range(max(1, max_iter // chunk)):  # stop once a chunk no longer helps
             opt.step(closure)
             current = float(loss_of(theta).detach())
@@ -600,21 +661,145 @@ def refit_coefficients(
             final = current
             if done:
                 break
+    return theta.detach().tolist()
+
+
+def _refit_parts(
+    parts: Sequence[_Part],
+    symbols: Sequence[sympy.Symbol],
+    x: Tensor,
+    dx: Tensor,
+    *,
+    max_iter: int = 500,
+) -> tuple[list[_Part], float]:
+    """Refit every Float of every part at once against ``dx`` (see :func:`refit_coefficients`)."""
+    xx = x.detach().to(torch.float64)
+    target = dx.detach().to(torch.float64)
+    start = _parts_loss(parts, symbols, xx, target)
+    floats: list[float] = []
+    templates = [_parametrize(e, floats) for e, _ in parts]
+    if not floats:
+        return list(parts), start
+    thetas = [sympy.Symbol(f"_theta_{k}") for k in range(len(floats))]
+    fields = [f for _, f in parts]
+    solve = _least_squares if _linear_in(templates, thetas) else _lbfgs_refit
+    args = (templates, fields, thetas, floats, symbols, xx, target)
+    values = solve(*args) if solve is _least_squares else solve(*args, max_iter)
+    new = [
+        (t.xreplace({th: sympy.Float(v) for th, v in zip(thetas, values, strict=True)}), f)
+        for t, f in zip(templates, fields, strict=True)
+    ]
+    final = _parts_loss(new, symbols, xx, target)
     if not (math.isfinite(final) and final <= start):
-        return expr, start
-    values = theta.detach().tolist()
-    return templ.xreplace({t: sympy.Float(v) for t, v in zip(thetas, values, strict=True)}), final
+        return list(parts), start
+    return new, final
+
+
+def refit_coefficients(
+    expr: sympy.Expr,
+    symbols: Sequence[sympy.Symbol],
+    x: Tensor,
+    dx: Tensor,
+    *,
+    max_iter: int = 500,
+    to_field: Callable[[Tensor], Tensor] = symplectic,
+) -> tuple[sympy.Expr, float]:
+    r"""Refit every floating-point number of ``expr`` under the HNN loss (or ``to_field``'s, see :func:`hnn_loss_fn`).
+
+    Each occurrence of a :class:`sympy.Float` becomes its own parameter :math:`\theta_k`, and
+    :math:`\frac{1}{N}\sum\lVert J\nabla_x H_\theta(x) - \dot x\rVert^2` is minimised. When
+    ``expr`` is affine in the parameters (every polynomial is) the field is linear in them and
+    the minimum is solved exactly by linear least squares, so the result does not depend on
+    where an iteration stops. Otherwise (e.g. :math:`c\cos(aq + b)`) full-batch L-BFGS
+    (strong Wolfe, float64) runs in rounds of 25 iterations, until a round lowers the loss by
+    less than 0.1 % or the loss reaches float64 resolution. An additive constant has zero
+    gradient and keeps its value.
+
+    Args:
+        expr: the expression in ``symbols``.
+        symbols: the phase-space symbols, in the order of the state's last axis.
+        x: states ``(N, 2n)``.
+        dx: target derivatives ``(N, 2n)``.
+        max_iter: at most this many L-BFGS iterations (default 500).
+        to_field: as :func:`hnn_loss_fn`.
+
+    Returns:
+        ``(refitted expression, its HNN loss)``; the input expression if the refit does not
+        lower the loss.
+    """
+    parts, loss = _refit_parts([(expr, to_field)], symbols, x, dx, max_iter=max_iter)
+    return parts[0][0], loss
 
 
 def _nice_candidates(v: float) -> list[float]:
     out = [0.0, float(round(v))]
     out += [round(v, d) for d in (1, 2, 3)]
     seen, uniq = set(), []
-    for c in out:
-        if c not in seen and c != v:
+    for c in out:  # v itself stays a candidate: an integral Float becomes an Integer
+        if c not in seen:
             seen.add(c)
             uniq.append(c)
     return uniq
+
+
+def _shape(term: sympy.Expr) -> sympy.Expr:
+    """A term without its numbers (``0.3*cos(1.0*q + 0.1)`` → ``cos(_c*q + _c)``)."""
+    body = term.as_coeff_Mul()[1]
+    return body.xreplace({f: _NUMBER_PLACEHOLDER for f in body.atoms(sympy.Float)})
+
+
+def _terms(
+    expr: sympy.Expr, symbols: Sequence[sympy.Symbol]
+) -> tuple[sympy.Expr, list[sympy.Expr]]:
+    """``(additive constant, the other top-level summands)``."""
+    const, rest = expr.as_independent(*symbols, as_Add=True)
+    return const, [t for t in sympy.Add.make_args(rest) if t != 0]
+
+
+def _select_terms(
+    parts: Sequence[_Part],
+    symbols: Sequence[sympy.Symbol],
+    x: Tensor,
+    dx: Tensor,
+    x_val: Tensor | None,
+    dx_val: Tensor | None,
+    *,
+    rtol: float,
+    atol: float | None,
+    max_iter: int,
+) -> tuple[list[_Part], float, list[list[sympy.Expr]]]:
+    """Backward elimination of the terms of every part by their held-out evidence (:func:`drop_terms`)."""
+    xx = x.detach().to(torch.float64)
+    if x_val is None or dx_val is None:
+        x_val, dx_val = x, dx
+    xv, dxv = x_val.detach().to(torch.float64), dx_val.detach().to(torch.float64)
+    if atol is None:
+        atol = SELECT_ATOL * float(dxv.var(0).mean()) if len(dxv) > 1 else 0.0
+    base = _parts_loss(parts, symbols, xv, dxv)
+    limit = base * (1 + rtol) + atol
+    candidates: dict[tuple[int, str], float] = {}
+    for i, (expr, to_field) in enumerate(parts):
+        for term in _terms(expr, symbols)[1]:
+            rms = float(to_field(_expr_gradient(term, symbols, xx)).pow(2).sum(-1).mean().sqrt())
+            key = (i, sympy.srepr(_shape(term)))
+            candidates[key] = min(rms, candidates.get(key, math.inf))
+    order = sorted(candidates, key=lambda k: (candidates[k], k))
+    current, current_loss = list(parts), base
+    dropped: list[list[sympy.Expr]] = [[] for _ in parts]
+    for i, key in order:
+        expr, to_field = current[i]
+        const, summands = _terms(expr, symbols)
+        keep = [t for t in summands if sympy.srepr(_shape(t)) != key]
+        if len(keep) == len(summands) or not keep:  # never drop every term of a part
+            continue
+        trial = list(current)
+        trial[i] = (sympy.Add(*keep) + const, to_field)
+        trial, _ = _refit_parts(trial, symbols, x, dx, max_iter=max_iter)
+        loss = _parts_loss(trial, symbols, xv, dxv)
+        if loss <= limit:
+            dropped[i] += [t for t in summands if sympy.srepr(_shape(t)) == key]
+            current, current_loss = trial, loss
+    return current, current_loss, dropped
 
 
 def drop_terms(
@@ -627,57 +812,80 @@ def drop_terms(
     atol: float | None = None,
     max_iter: int = 200,
     to_field: Callable[[Tensor], Tensor] = symplectic,
+    x_val: Tensor | None = None,
+    dx_val: Tensor | None = None,
 ) -> tuple[sympy.Expr, float, list[sympy.Expr]]:
-    r"""Occam's razor on the whole formula: drop additive terms the HNN loss does not need.
+    r"""Occam's razor on the whole formula: keep a term only where the held-out data need it.
 
     The terms of ``expr`` (top-level summands, the constant excluded) are tried from the
-    smallest root-mean-square gradient :math:`\lVert\nabla T\rVert` on ``x`` up. A term is
-    removed when, after refitting the coefficients of the others
-    (:func:`refit_coefficients`), the HNN loss stays at most ``loss·(1 + rtol) + atol``, with
-    ``loss`` that of ``expr``. Noisy data otherwise keep small spurious terms (``q⁴``,
-    ``p²q²``, ...) that fit the noise.
+    smallest root-mean-square field :math:`\lVert J\nabla T\rVert` on ``x`` up. A term is
+    removed when, with the coefficients of the others refitted on ``(x, dx)``
+    (:func:`refit_coefficients`), the loss on the held-out ``(x_val, dx_val)`` stays at most
+    ``loss·(1 + rtol) + atol``, with ``loss`` that of ``expr`` there. The two tolerances are
+    the evidence a term must bring: ``rtol`` scales with the noise (a term that lowers a noisy
+    loss by less than 2 % is fitting the noise, e.g. ``q⁴``, ``p²q²``), and ``atol`` is the
+    noise-free floor, :data:`SELECT_ATOL` (1e-6) of the held-out targets' variance: terms that
+    only move the loss in its last bits are dropped, so the kept set does not depend on
+    round-off, thread counts or a network that is not quite converged.
 
     Args:
         expr, symbols, x, dx: as :func:`refit_coefficients`.
         rtol: relative loss tolerance (default 0.02).
-        atol: absolute loss tolerance (default ``1e-9 · mean(dx²)``).
+        atol: absolute loss tolerance (default ``1e-6 · var(dx_val)``, the mean over
+            components).
         max_iter: L-BFGS iterations of each refit (default 200).
         to_field: as :func:`hnn_loss_fn`.
+        x_val, dx_val: held-out states and derivatives that judge each removal (default:
+            ``x`` and ``dx``).
 
     Returns:
-        ``(expression, its HNN loss, dropped terms)``.
+        ``(expression, its held-out loss, dropped terms)``.
     """
+    parts, loss, dropped = _select_terms(
+        [(expr, to_field)], symbols, x, dx, x_val, dx_val, rtol=rtol, atol=atol, max_iter=max_iter
+    )
+    return parts[0][0], loss, dropped[0]
+
+
+def _round_parts(
+    parts: Sequence[_Part],
+    symbols: Sequence[sympy.Symbol],
+    x: Tensor,
+    dx: Tensor,
+    *,
+    rtol: float,
+    atol: float | None,
+) -> list[_Part]:
+    """:func:`round_coefficients` over the coefficients of every part, judged on their summed field."""
     target = dx.detach().to(torch.float64)
     atol = 1e-9 * float(target.pow(2).mean()) if atol is None else atol
-    base = hnn_loss_fn(expr, symbols, x, dx, to_field=to_field)
-    limit = base * (1 + rtol) + atol
-    const, rest = expr.as_independent(*symbols, as_Add=True)
-    terms = list(sympy.Add.make_args(rest))
-    if len(terms) <= 1:
-        return expr, base, []
-    xx = x.detach().to(torch.float64)
+    limit = _parts_loss(parts, symbols, x, dx) * (1 + rtol) + atol
+    split_parts = [expr.as_independent(*symbols, as_Add=True) for expr, _ in parts]
+    consts = [c for c, _ in split_parts]
+    current = [r for _, r in split_parts]
+    fields = [f for _, f in parts]
 
-    def grad_rms(term: sympy.Expr) -> float:
-        return float(_expr_gradient(term, symbols, xx).pow(2).sum(-1).mean().sqrt())
+    def assemble(rests: Sequence[sympy.Expr]) -> list[_Part]:
+        return [(r + c, f) for r, c, f in zip(rests, consts, fields, strict=True)]
 
-    def shape(term: sympy.Expr) -> sympy.Expr:  # a term without its numbers
-        body = term.as_coeff_Mul()[1]
-        return body.xreplace({f: _NUMBER_PLACEHOLDER for f in body.atoms(sympy.Float)})
-
-    order = [shape(t) for t in sorted(terms, key=grad_rms)]
-    current, current_loss, dropped = expr, base, []
-    for key in order[:-1]:  # never drop every term
-        summands = sympy.Add.make_args(current.as_independent(*symbols, as_Add=True)[1])
-        keep = [t for t in summands if shape(t) != key]
-        if len(keep) == len(summands) or not keep:
+    order = sorted(
+        ((i, f) for i, r in enumerate(current) for f in r.atoms(sympy.Float)),
+        key=lambda item: (-abs(float(item[1])), item[0], float(item[1])),
+    )
+    for i, f in order:
+        if f not in current[i].atoms(sympy.Float):
             continue
-        trial, loss = refit_coefficients(
-            sympy.Add(*keep) + const, symbols, x, dx, max_iter=max_iter, to_field=to_field
-        )
-        if loss <= limit:
-            dropped += [t for t in summands if shape(t) == key]
-            current, current_loss = trial, loss
-    return current, current_loss, dropped
+        for cand in _nice_candidates(float(f)):
+            nice = sympy.Integer(int(cand)) if cand == int(cand) else sympy.Float(cand)
+            trial = list(current)
+            trial[i] = current[i].xreplace({f: nice})
+            if _parts_loss(assemble(trial), symbols, x, dx) <= limit:
+                current = trial
+                break
+    consts = [
+        sympy.Float(float(f"{float(c):.4g}")) if c != 0 and c.is_Number else c for c in consts
+    ]
+    return assemble(current)
 
 
 def round_coefficients(
@@ -706,25 +914,123 @@ def round_coefficients(
     Returns:
         The rounded expression.
     """
-    target = dx.detach().to(torch.float64)
-    atol = 1e-9 * float(target.pow(2).mean()) if atol is None else atol
-    base = hnn_loss_fn(expr, symbols, x, dx, to_field=to_field)
-    limit = base * (1 + rtol) + atol
-    const, rest = expr.as_independent(*symbols, as_Add=True)
-    current = rest
-    for f in sorted(rest.atoms(sympy.Float), key=lambda f: -abs(float(f))):
-        if f not in current.atoms(sympy.Float):
-            continue
-        for cand in _nice_candidates(float(f)):
-            trial = current.xreplace(
-                {f: sympy.Integer(int(cand)) if cand == int(cand) else sympy.Float(cand)}
-            )
-            if hnn_loss_fn(trial + const, symbols, x, dx, to_field=to_field) <= limit:
-                current = trial
+    return _round_parts([(expr, to_field)], symbols, x, dx, rtol=rtol, atol=atol)[0][0]
+
+
+#: Round-off allowance of the sign checks, relative to the largest value on the states.
+_SIGN_RTOL = 1e-9
+
+
+def _values_on(expr: sympy.Expr, symbols: Sequence[sympy.Symbol], x: Tensor) -> Tensor:
+    """``expr`` at the states ``x`` (float64, one value per state)."""
+    xx = x.detach().to(torch.float64)
+    out = sympy_to_torch(expr, list(symbols))(xx)
+    return torch.as_tensor(out, dtype=torch.float64).expand(xx.shape[:-1])
+
+
+def _nonnegative_on(
+    expr: sympy.Expr, symbols: Sequence[sympy.Symbol], x: Tensor
+) -> tuple[bool, float]:
+    """``(expr >= 0 at every state up to round-off, its minimum)``."""
+    v = _values_on(expr, symbols, x)
+    lo = float(v.min())
+    return lo >= -_SIGN_RTOL * float(v.abs().max()), lo
+
+
+def _is_odd(term: sympy.Expr, symbols: Sequence[sympy.Symbol]) -> bool:
+    """Whether ``term`` changes sign under the reflection of some coordinate."""
+    return any(
+        s in term.free_symbols and sympy.expand(term + term.xreplace({s: -s})) == 0 for s in symbols
+    )
+
+
+def energy_check(
+    expr: sympy.Expr, symbols: Sequence[sympy.Symbol], x: Tensor, *, n_grid: int | None = None
+) -> dict[str, Any]:
+    """Is :math:`H` bounded below where the system lives? A check on the data's bounding box.
+
+    :math:`H` is evaluated on the states ``x`` and on a regular grid over their bounding box
+    (``n_grid`` points per axis; default about 4000 points in all, at least 3 per axis). An
+    energy whose smallest value on the box lies on the box's boundary keeps falling towards
+    the edge of the data: it is reported as not bounded below there.
+
+    Returns:
+        ``{"h_min_on_data", "h_min_on_box", "h_bounded_below"}``.
+    """
+    xx = x.detach().to(torch.float64).cpu()
+    dim = xx.shape[-1]
+    n = n_grid or max(3, round(4000 ** (1 / dim)))
+    lo, hi = xx.min(0).values, xx.max(0).values
+    axes = [
+        torch.linspace(float(a), float(b), n, dtype=torch.float64)
+        for a, b in zip(lo, hi, strict=True)
+    ]
+    grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, dim)
+    on_box = _values_on(expr, symbols, grid)
+    k = int(on_box.argmin())
+    idx = np.unravel_index(k, (n,) * dim)
+    interior = all(0 < i < n - 1 for i in idx)
+    # a flat or rising direction at the edge counts: the minimum is only "at the boundary"
+    # when it is strictly below every interior value
+    inner = on_box.reshape((n,) * dim)[(slice(1, -1),) * dim]
+    bounded = interior or bool(inner.numel() and float(inner.min()) <= float(on_box[k]))
+    return {
+        "h_min_on_data": float(_values_on(expr, symbols, xx).min()),
+        "h_min_on_box": float(on_box[k]),
+        "h_bounded_below": bounded,
+    }
+
+
+def _make_dissipative(
+    parts: list[_Part],
+    symbols: Sequence[sympy.Symbol],
+    x: Tensor,
+    dx: Tensor,
+    states: Tensor,
+    *,
+    max_iter: int,
+) -> tuple[list[_Part], dict[str, Any]]:
+    """Make the dissipation ``parts[1]`` non-negative on ``states``, pruning terms if needed.
+
+    A dissipation function must satisfy :math:`D \\ge 0`. When the selected :math:`D` is
+    negative somewhere on the data, the terms odd in a coordinate (which change sign with it)
+    are removed together and the rest refitted with :math:`H`; if :math:`D` is still negative,
+    terms are removed one at a time, smallest field first, until it is not (at least one term
+    stays). Returns the parts and ``{"d_min_on_data", "d_nonnegative", "d_pruned"}``.
+    """
+    ok, lo = _nonnegative_on(parts[1][0], symbols, states)
+    pruned: list[sympy.Expr] = []
+    if not ok:
+        const, terms = _terms(parts[1][0], symbols)
+        to_field = parts[1][1]
+        xx = x.detach().to(torch.float64)
+        odd = [t for t in terms if _is_odd(t, symbols)]
+        trials: list[list[sympy.Expr]] = []
+        if odd and len(odd) < len(terms):
+            trials.append(odd)
+        rms = {
+            t: float(to_field(_expr_gradient(t, symbols, xx)).pow(2).sum(-1).mean()) for t in terms
+        }
+        by_size = sorted(terms, key=lambda t: (rms[t], sympy.srepr(_shape(t))))
+        trials += [by_size[: k + 1] for k in range(len(terms) - 1)]
+        for remove in trials:
+            keep = [t for t in terms if t not in remove]
+            trial = [parts[0], (sympy.Add(*keep) + const, to_field)]
+            trial, _ = _refit_parts(trial, symbols, x, dx, max_iter=max_iter)
+            ok, lo = _nonnegative_on(trial[1][0], symbols, states)
+            if ok:
+                parts, pruned = trial, remove
                 break
-    if const != 0 and const.is_Number:
-        const = sympy.Float(float(f"{float(const):.4g}"))
-    return current + const
+        if not ok:
+            warnings.warn(
+                f"the extracted dissipation D = {parts[1][0]} is negative on the data "
+                f"(min {lo:.3g}): it is not a dissipation; try library=QUADRATIC_LIBRARY or "
+                "more training",
+                UserWarning,
+                stacklevel=3,
+            )
+            lo = _nonnegative_on(parts[1][0], symbols, states)[1]
+    return parts, {"d_min_on_data": lo, "d_nonnegative": ok, "d_pruned": [str(t) for t in pruned]}
 
 
 def _compose_edges(
@@ -841,28 +1147,19 @@ def extract_hamiltonian(
         kan, x, output_index, symbols, library, occam_tol, n_samples
     )
     xd, dxd = x.detach().double().cpu(), dx.detach().double().cpu()
-    composed_loss = hnn_loss_fn(composed, symbols, xd, dxd)
+    data4 = (x, dx, x_test, dx_test)
+    full = composed
     if refit:
-        full, full_loss = refit_coefficients(composed, symbols, xd, dxd, max_iter=refit_iter)
-    else:
-        full, full_loss = composed, composed_loss
+        full, _ = refit_coefficients(composed, symbols, xd, dxd, max_iter=refit_iter)
     dropped: list[sympy.Expr] = []
-    expr, refit_loss = full, full_loss
+    expr = full
+    held_out = (None, None) if x_test is None else (x_test, dx_test)
     if refit and drop_rtol is not None:
-        expr, refit_loss, dropped = drop_terms(full, symbols, xd, dxd, rtol=drop_rtol)
-    nice = round_coefficients(expr, symbols, xd, dxd, rtol=round_rtol)
-    losses = {
-        "composed_train": composed_loss,
-        "full_train": full_loss,
-        "refit_train": refit_loss,
-        "nice_train": hnn_loss_fn(nice, symbols, xd, dxd),
-    }
-    for key, e in (("composed", composed), ("full", full), ("refit", expr), ("nice", nice)):
-        losses[f"{key}_test"] = (
-            hnn_loss_fn(e, symbols, x_test.detach().double().cpu(), dx_test.detach().double().cpu())
-            if x_test is not None
-            else math.nan
+        expr, _, dropped = drop_terms(
+            full, symbols, xd, dxd, rtol=drop_rtol, x_val=held_out[0], dx_val=held_out[1]
         )
+    nice = round_coefficients(expr, symbols, xd, dxd, rtol=round_rtol)
+    states = xd if x_test is None else torch.cat([xd, x_test.detach().double().cpu()])
     return SymbolicHamiltonian(
         expr=expr,
         nice=nice,
@@ -870,9 +1167,41 @@ def extract_hamiltonian(
         symbols=symbols,
         full=full,
         edges=edge_fits,
-        losses=losses,
+        losses=_hamiltonian_losses(
+            symbols, {"composed": composed, "full": full, "refit": expr, "nice": nice}, data4
+        ),
         dropped=dropped,
+        checks=_checked_energy(nice, symbols, states),
     )
+
+
+def _hamiltonian_losses(
+    symbols: Sequence[sympy.Symbol],
+    exprs: dict[str, sympy.Expr],
+    data: tuple[Tensor, Tensor, Tensor | None, Tensor | None],
+) -> dict[str, float]:
+    """HNN losses ``{name}_train`` and ``{name}_test`` (``nan`` without test data) of each formula."""
+    x, dx, x_test, dx_test = (None if t is None else t.detach().double().cpu() for t in data)
+    losses = {f"{k}_train": hnn_loss_fn(e, symbols, x, dx) for k, e in exprs.items()}
+    for k, e in exprs.items():
+        has_test = x_test is not None and dx_test is not None
+        losses[f"{k}_test"] = hnn_loss_fn(e, symbols, x_test, dx_test) if has_test else math.nan
+    return losses
+
+
+def _checked_energy(
+    expr: sympy.Expr, symbols: Sequence[sympy.Symbol], states: Tensor
+) -> dict[str, Any]:
+    """:func:`energy_check`, with a warning when H is not bounded below on the data's box."""
+    checks = energy_check(expr, symbols, states)
+    if not checks["h_bounded_below"]:
+        warnings.warn(
+            f"the extracted H = {expr} is lowest on the edge of the data's bounding box "
+            f"(min {checks['h_min_on_box']:.4g}): it may not be bounded below there",
+            UserWarning,
+            stacklevel=3,
+        )
+    return checks
 
 
 @dataclass
@@ -880,8 +1209,8 @@ class SymbolicDissipative:
     r"""Closed forms of a dissipative HNN's energy and dissipation, read from its two KANs.
 
     Attributes:
-        hamiltonian: the energy :math:`H`, extracted against the targets with the learned
-            dissipative field removed (:class:`SymbolicHamiltonian`).
+        hamiltonian: the energy :math:`H` (:class:`SymbolicHamiltonian`; its losses are
+            against the targets with the learned dissipative field removed).
         expr: the dissipation function :math:`D` after its refit and term dropping (raw
             coefficients).
         nice: ``expr`` with coefficients rounded for presentation.
@@ -890,6 +1219,10 @@ class SymbolicDissipative:
         form: ``"rayleigh"`` (:math:`f_D = (0, -\partial_p D)`) or ``"helmholtz"`` (:math:`f_D = -\nabla D`).
         losses: derivative MSE of the whole closed-form field :math:`J\nabla H + f_D` with the
             nice forms of both, ``train`` and ``test`` (``nan`` without test data).
+        dropped: the terms of :math:`D` that the term selection dropped.
+        checks: ``d_min_on_data`` and ``d_nonnegative`` (:math:`D \ge 0` on the train and
+            test states, up to round-off), ``d_pruned`` (terms removed to make it so) and
+            :math:`H`'s checks (:func:`energy_check`).
     """
 
     hamiltonian: SymbolicHamiltonian
@@ -898,6 +1231,8 @@ class SymbolicDissipative:
     composed: sympy.Expr
     form: str
     losses: dict[str, float] = field(default_factory=dict)
+    dropped: list[sympy.Expr] = field(default_factory=list)
+    checks: dict[str, Any] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return f"H = {self.hamiltonian.nice}\nD = {self.nice}  ({self.form})"
@@ -916,8 +1251,10 @@ class SymbolicDissipative:
             "dissipation_raw": sympy.sstr(self.expr, full_prec=True),
             "dissipation_composed": str(self.composed),
             "dissipation_coefficients": self.coefficients(),
+            "dissipation_dropped_terms": [str(t) for t in self.dropped],
             "form": self.form,
             "losses": dict(self.losses),
+            "checks": dict(self.checks),
         }
 
 
@@ -951,10 +1288,15 @@ def extract_dissipative(
     last output). :math:`H` comes from :func:`extract_hamiltonian` on the targets minus the
     model's own dissipative field, so friction is not read as energy. :math:`D` is composed
     from the dissipation KAN's edge fits (for the rayleigh form, symmetrised as the model does,
-    :math:`\tfrac12[d(q,p) + d(q,-p)] - d(q,0)`), then refitted, pruned of terms the data do not
-    need and rounded under the loss of :math:`f_D` against the residual :math:`\dot x - J\nabla H`.
-    On noise-free damped-spring data (:math:`\dot p = -2q - \gamma p`) this gives
-    :math:`H = p^2 + q^2` and :math:`D = \tfrac{\gamma}{2} p^2`.
+    :math:`\tfrac12[d(q,p) + d(q,-p)] - d(q,0)`). Then :math:`H` and :math:`D` are refitted
+    together under the loss of the whole field :math:`J\nabla H + f_D` against the targets
+    (so neither absorbs the other's error), their terms are selected together by held-out
+    evidence (:func:`drop_terms`), :math:`D` is checked to be :math:`\ge 0` on the states
+    (a negative :math:`D` is pruned: first of its terms odd in a coordinate, then of its
+    smallest terms; a warning if that fails), :math:`H` is checked to be bounded below on the
+    data's box (:func:`energy_check`), and both are rounded. On noise-free damped-spring data
+    (:math:`\dot p = -2q - \gamma p`) this gives :math:`H = p^2 + q^2` and
+    :math:`D = \tfrac{\gamma}{2} p^2`.
 
     Args:
         model: the trained dissipative HNN.
@@ -993,15 +1335,17 @@ def extract_dissipative(
     if has_test:
         h_data += (x_test, conservative_targets(x_test, dx_test))
     options = {"library": library, "occam_tol": occam_tol, "n_samples": n_samples}
-    hamiltonian = extract_hamiltonian(
-        energy_kan,
-        h_data,
-        output_index=energy_kan.widths[-1] - 1,
-        refit_iter=refit_iter,
-        drop_rtol=drop_rtol,
-        round_rtol=round_rtol,
-        **options,
-    )
+    with warnings.catch_warnings():  # this H is only the start of the joint fit below
+        warnings.simplefilter("ignore", UserWarning)
+        hamiltonian = extract_hamiltonian(
+            energy_kan,
+            h_data,
+            output_index=energy_kan.widths[-1] - 1,
+            refit_iter=refit_iter,
+            drop_rtol=None,
+            round_rtol=round_rtol,
+            **options,
+        )
     symbols = hamiltonian.symbols
     d, _ = _compose_edges(
         dissipation_kan, x, dissipation_kan.widths[-1] - 1, symbols, library, occam_tol, n_samples
@@ -1014,28 +1358,47 @@ def extract_dissipative(
         )
     to_field = _dissipation_field(model.form)
     xd, dxd = x.detach().double().cpu(), dx.detach().double().cpu()
-
-    def residual(h_expr: sympy.Expr, xs: Tensor, dxs: Tensor) -> Tensor:
-        """The part of the targets that the energy ``h_expr`` leaves to the dissipation."""
-        grad = _expr_gradient(h_expr, symbols, xs.detach().cpu())
-        return dxs.detach().double().cpu() - symplectic(grad)
-
-    r = residual(hamiltonian.expr, xd, dxd)
-    expr, _ = refit_coefficients(d, symbols, xd, r, max_iter=refit_iter, to_field=to_field)
+    xv = x_test.detach().double().cpu() if has_test else None
+    dxv = dx_test.detach().double().cpu() if has_test else None
+    states = torch.cat([xd, xv]) if xv is not None else xd
+    # H and D are refitted, selected and rounded together against the targets, so that
+    # neither has to absorb what the other (or the network's friction) leaves.
+    parts: list[_Part] = [(hamiltonian.full, symplectic), (d, to_field)]
+    parts, _ = _refit_parts(parts, symbols, xd, dxd, max_iter=refit_iter)
+    full_h = parts[0][0]
+    dropped: list[list[sympy.Expr]] = [[], []]
     if drop_rtol is not None:
-        expr, _, _ = drop_terms(expr, symbols, xd, r, rtol=drop_rtol, to_field=to_field)
-    nice = round_coefficients(expr, symbols, xd, r, rtol=round_rtol, to_field=to_field)
-
-    def total_loss(xs: Tensor, dxs: Tensor) -> float:  # of J∇H + f_D, both nice
-        rest = residual(hamiltonian.nice, xs, dxs)
-        return hnn_loss_fn(nice, symbols, xs.detach().double().cpu(), rest, to_field=to_field)
-
+        parts, _, dropped = _select_terms(
+            parts, symbols, xd, dxd, xv, dxv, rtol=drop_rtol, atol=None, max_iter=refit_iter
+        )
+    parts, d_checks = _make_dissipative(parts, symbols, xd, dxd, states, max_iter=refit_iter)
+    nice_parts = _round_parts(parts, symbols, xd, dxd, rtol=round_rtol, atol=None)
+    (h_expr, _), (expr, _) = parts
+    (h_nice, _), (nice, _) = nice_parts
+    conservative = (x, h_data[1], *(h_data[2:] if has_test else (None, None)))
+    h_exprs = {"composed": hamiltonian.composed, "full": full_h, "refit": h_expr, "nice": h_nice}
+    hamiltonian = replace(
+        hamiltonian,
+        expr=h_expr,
+        nice=h_nice,
+        full=full_h,
+        dropped=dropped[0],
+        losses=_hamiltonian_losses(symbols, h_exprs, conservative),
+        checks=_checked_energy(h_nice, symbols, states),
+    )
     losses = {
-        "train": total_loss(xd, dxd),
-        "test": total_loss(x_test, dx_test) if has_test else math.nan,
+        "train": _parts_loss(nice_parts, symbols, xd, dxd),
+        "test": _parts_loss(nice_parts, symbols, xv, dxv) if xv is not None else math.nan,
     }
     return SymbolicDissipative(
-        hamiltonian=hamiltonian, expr=expr, nice=nice, composed=d, form=model.form, losses=losses
+        hamiltonian=hamiltonian,
+        expr=expr,
+        nice=nice,
+        composed=d,
+        form=model.form,
+        losses=losses,
+        dropped=dropped[1],
+        checks={**d_checks, **hamiltonian.checks},
     )
 
 
@@ -1194,6 +1557,7 @@ __all__ = [
     "SymbolicHamiltonian",
     "X",
     "drop_terms",
+    "energy_check",
     "extract_dissipative",
     "extract_from_run",
     "extract_hamiltonian",
