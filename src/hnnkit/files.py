@@ -32,11 +32,22 @@ from .errors import HnnkitValueError
 LOCK_NAME = ".hnnkit.lock"
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path`` atomically."""
+    """Call ``write(tmp_path)`` then rename the temporary file onto ``path`` atomically.
+
+    The file gets the permissions of an ordinary new file (``0o666`` less the umask), not the
+    owner-only ones of a temporary file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     tmp_path = Path(tmp)
     try:
