@@ -250,14 +250,16 @@ def dissipation_notes(results: dict[str, Any]) -> str:
             if "dissipation_rate" in r:
                 rate = r["dissipation_rate"]
                 gamma = r.get("gamma_true")
-                if gamma:
+                if gamma and isinstance(rate, dict) and rate.get("mean") is not None:
                     err = f" ({100 * (rate['mean'] - gamma) / gamma:+.1f}% from the true γ = {gamma:g})"
+                elif gamma:  # a NaN rate is null in strict JSON
+                    err = f" (true γ = {gamma:g})"
                 else:
                     err = "" if gamma is None else f" (true γ = {gamma:g})"
                 lines.append(f"- {task}, {m}: learned dissipation rate {fmt(rate)}{err}")
         decay = entry.get("energy_decay_rate")
         if decay:
-            parts = ", ".join(f"{k} {v:.4f}" for k, v in decay.items())
+            parts = ", ".join(f"{k} {'–' if v is None else f'{v:.4f}'}" for k, v in decay.items())
             lines.append(f"- {task}: energy decay rate over the whole recording (1/time): {parts}")
     if not lines:
         return ""
