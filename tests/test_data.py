@@ -140,7 +140,9 @@ def test_callable_custom_system_is_never_cached(tmp_path):
     from hnnkit.systems import Custom
 
     s = Custom(lambda q, p: (q**2 + p**2).sum(-1))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with pytest.warns(UserWarning, match="not cached .*Python callable"):
         generate(s, n_trajectories=3, cache=tmp_path)
     assert not any(tmp_path.iterdir())
+    with warnings.catch_warnings():  # no cache asked for: nothing to warn about
+        warnings.simplefilter("error")
+        generate(s, n_trajectories=3)

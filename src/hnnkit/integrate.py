@@ -959,6 +959,10 @@ def odeint(
         UnknownNameError: (a ``KeyError`` and ``ValueError``) for an unknown ``method``.
         HnnkitValueError: (a ``ValueError``) for an invalid ``x0``, ``t``, option, or if ``f``
             returns the wrong shape.
+        NonFiniteStateError: (a ``HnnkitValueError`` and a ``RuntimeError``) with any
+            method, if the state becomes NaN or infinite (the solution blows up, or the step
+            is too large); the message, ``.time`` and ``.index`` give the first output time
+            and trajectory affected.
         RuntimeError: if ``dopri5`` exceeds ``max_steps`` or its step size underflows, or
             the implicit-midpoint iteration does not converge.
 

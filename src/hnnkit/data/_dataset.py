@@ -181,7 +181,10 @@ class Dataset:
         """Load a dataset written by :meth:`save`.
 
         Raises:
-            DataFileError: if the file is missing, truncated, or fails its checksum.
+            DataFileError: if the file is missing, or its content is not what
+                :meth:`save` writes: not an ``.npz`` archive, truncated, object arrays,
+                missing or unknown arrays, wrong dtypes or shapes, bad metadata, or a failed
+                checksum.
         """
         path = Path(path)
         if not path.is_file():
@@ -190,12 +193,19 @@ class Dataset:
             )
         try:
             with np.load(path, allow_pickle=False) as z:
+                if not isinstance(z, np.lib.npyio.NpzFile):
+                    raise ValueError("not an .npz archive")
                 arrays = {k: z[k] for k in z.files}
+            if "meta" not in arrays:
+                raise ValueError("no 'meta' entry")
             meta = json.loads(arrays.pop("meta").tobytes().decode())
+            if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+                raise ValueError("the metadata is not a dict with a 'config'")
         except (
             OSError,
             ValueError,
             KeyError,
+            TypeError,
             zipfile.BadZipFile,
             EOFError,
             UnicodeDecodeError,
@@ -203,20 +213,42 @@ class Dataset:
             raise DataFileError(
                 f"dataset file {path} is corrupted ({exc}); delete it and regenerate"
             ) from exc
+        if meta.get("format") != _FORMAT_VERSION:
+            raise DataFileError(
+                f"dataset file {path} has format {meta.get('format')!r}, this version reads "
+                f"format {_FORMAT_VERSION}; delete it and regenerate"
+            )
         if meta.get("sha256") != _digest(arrays):
             raise DataFileError(
                 f"dataset file {path} failed its checksum; delete it and regenerate"
             )
+        required, optional = {"x", "dx", "t", "test_mask"}, {"x_clean", "step"}
+        if not required <= set(arrays) <= required | optional:
+            raise DataFileError(
+                f"dataset file {path} holds arrays {sorted(arrays)}; a dataset needs "
+                f"{sorted(required)} (and optionally {sorted(optional)}). Delete it and regenerate"
+            )
+        for k, a in arrays.items():
+            if a.dtype.kind != ("b" if k == "test_mask" else "f"):
+                raise DataFileError(
+                    f"dataset file {path}: array {k!r} has dtype {a.dtype}, expected "
+                    f"{'bool' if k == 'test_mask' else 'floating point'}; delete it and regenerate"
+                )
         t = {k: torch.from_numpy(v) for k, v in arrays.items()}
-        return cls(
-            x=t["x"],
-            dx=t["dx"],
-            t=t["t"],
-            test_mask=t["test_mask"],
-            x_clean=t.get("x_clean"),
-            config=meta["config"],
-            step=t.get("step"),
-        )
+        try:
+            return cls(
+                x=t["x"],
+                dx=t["dx"],
+                t=t["t"],
+                test_mask=t["test_mask"],
+                x_clean=t.get("x_clean"),
+                config=meta["config"],
+                step=t.get("step"),
+            )
+        except HnnkitValueError as exc:
+            raise DataFileError(
+                f"dataset file {path} does not hold a valid dataset ({exc}); delete it and regenerate"
+            ) from exc
 
     def _arrays(self) -> dict[str, Tensor]:
         out = {"x": self.x, "dx": self.dx, "t": self.t, "test_mask": self.test_mask}
@@ -246,6 +278,30 @@ def _digest(arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+def _as_real_tensor(name: str, value: Any) -> Tensor:
+    """``value`` as a real floating tensor: integers and bools become float64, complex is refused."""
+    if isinstance(value, Tensor):
+        out = value.detach()
+    else:
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError) as exc:
+            raise HnnkitValueError(f"{name} must be an array of real numbers ({exc})") from exc
+        if arr.dtype.kind not in "biufc":
+            raise HnnkitValueError(
+                f"{name} must be an array of real numbers, got dtype {arr.dtype}"
+            )
+        out = torch.from_numpy(np.ascontiguousarray(arr))
+    if out.is_complex():
+        raise HnnkitValueError(
+            f"{name} is complex ({out.dtype}); pass real arrays (e.g. the real part, or the "
+            "real and imaginary parts as separate coordinates)"
+        )
+    if not out.is_floating_point():  # integers and bools: exact float64 before any arithmetic
+        out = out.to(torch.float64)
+    return out
+
+
 def from_arrays(
     states: Tensor | np.ndarray,
     derivatives: Tensor | np.ndarray | None = None,
@@ -257,19 +313,24 @@ def from_arrays(
     """Build a :class:`Dataset` from your own trajectories.
 
     Args:
-        states: ``(n_trajectories, n_points, 2n)`` (or ``(n_points, 2n)`` for one trajectory).
+        states: ``(n_trajectories, n_points, 2n)`` (or ``(n_points, 2n)`` for one trajectory),
+            a tensor or array of real numbers; integers are converted to float64 (numpy
+            arrays of any real dtype become float64, tensors keep a floating dtype).
         derivatives: matching time derivatives. If ``None`` they are estimated by
             second-order finite differences in time (``numpy.gradient``), which needs ``t``.
-        t: times, ``(n_points,)`` or ``(n_trajectories, n_points)``; default ``0, 1, 2, ...``.
+        t: times, ``(n_points,)`` or ``(n_trajectories, n_points)``, strictly increasing
+            along each trajectory; default ``0, 1, 2, ...``.
         test_fraction: the last ``test_fraction`` of trajectories are held out; with a
             single trajectory, the last ``test_fraction`` of its points.
 
     Raises:
-        HnnkitValueError: on inconsistent shapes or non-finite values.
+        HnnkitValueError: on inconsistent shapes, non-finite values, complex or non-numeric
+            input, or times that do not strictly increase (the message names the first
+            offending index).
     """
-    x = torch.as_tensor(
-        np.asarray(states, dtype=np.float64) if not isinstance(states, Tensor) else states
-    )
+    x = _as_real_tensor("states", states)
+    if not isinstance(states, Tensor):
+        x = x.to(torch.float64)
     if x.ndim == 2:
         x = x.unsqueeze(0)
     if x.ndim != 3:
@@ -284,12 +345,25 @@ def from_arrays(
     if t is None:
         tt = torch.arange(n_pts, dtype=x.dtype).expand(n_traj, -1).clone()
     else:
-        tt = torch.as_tensor(t, dtype=x.dtype)
-        tt = tt.expand(n_traj, -1).clone() if tt.ndim == 1 else tt
+        tt = _as_real_tensor("t", t).to(x.dtype)
+        shared = tt.ndim == 1
+        tt = tt.expand(n_traj, -1).clone() if shared else tt
     if tt.shape != (n_traj, n_pts):
         raise HnnkitValueError(
             f"t must have shape ({n_pts},) or ({n_traj}, {n_pts}), got {tuple(tt.shape)}"
         )
+    if not torch.isfinite(tt).all():
+        raise HnnkitValueError("t contains NaN or infinite values; pass finite times")
+    if n_pts > 1:
+        bad = (tt[:, 1:] <= tt[:, :-1]).nonzero()
+        if bad.numel():
+            i, j = (int(v) for v in bad[0])
+            where = f"t[{j + 1}]" if t is None or shared else f"t[{i}, {j + 1}]"
+            raise HnnkitValueError(
+                f"t must be strictly increasing along each trajectory; {where} = "
+                f"{float(tt[i, j + 1])!r} is not after the time before it, {float(tt[i, j])!r} "
+                f"(trajectory {i}, point {j + 1}). Sort the samples by time and drop duplicates."
+            )
     if derivatives is None:
         if n_pts < 3:
             raise HnnkitValueError(
@@ -300,11 +374,7 @@ def from_arrays(
             np.stack([np.gradient(xn[i], tn[i], axis=0, edge_order=2) for i in range(n_traj)])
         )
     else:
-        dx = torch.as_tensor(
-            np.asarray(derivatives, dtype=np.float64)
-            if not isinstance(derivatives, Tensor)
-            else derivatives
-        )
+        dx = _as_real_tensor("derivatives", derivatives)
         dx = dx.unsqueeze(0) if dx.ndim == 2 else dx
     if not 0 < test_fraction < 1:
         raise HnnkitValueError(f"test_fraction must be in (0, 1), got {test_fraction}")

@@ -11,9 +11,10 @@ from typing import Any
 
 import torch
 
-from ..errors import DataFileError, HnnkitValueError, check_choice
+from ..errors import DataFileError, HnnkitValueError, check_choice, check_seed
 from ..integrate import SOLVERS, odeint
 from ..systems import HamiltonianSystem, get_system
+from ..systems.base import identity_problem
 from ._dataset import Dataset
 
 #: Bumped whenever generation changes, so that stale cache files are never reused.
@@ -63,14 +64,22 @@ def generate(
 
     Args:
         system: a system or a registered name.
+        seed: an integer in ``[0, 2**63 - 1]``.
         cache: ``True`` to cache under :func:`cache_dir`, or a directory. The key is a
-            hash of the full config; a corrupted cache file is regenerated.
+            hash of the full config, which includes ``system.identity()``: the system's
+            class, a hash of its source code (or its declared ``version``), every
+            constructor parameter and, for a class whose ``params()`` misses some, its
+            attributes. A system without an identity (a ``Custom`` built from a Python
+            callable, a class defined in an interactive session, non-plain state) is not
+            cached, with a warning that says why. A cache file that is unreadable,
+            malformed or written for another config is regenerated, with a warning.
 
     Returns:
         A :class:`Dataset` whose ``config`` records every setting above.
 
     Raises:
-        HnnkitValueError: on negative counts or noise, bad ``t_span`` or ``test_fraction``.
+        HnnkitValueError: on negative counts or noise, bad ``t_span``, ``test_fraction`` or
+            ``seed``.
         UnknownNameError: on an unknown system or method name.
     """
     if isinstance(system, str):
@@ -92,7 +101,7 @@ def generate(
     test_fraction = float(system.default_test_fraction if test_fraction is None else test_fraction)
     if not 0 < test_fraction < 1:
         raise HnnkitValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
-    _check_count("seed", seed, 0)
+    seed = check_seed("seed", seed)
     check_choice("integration method", method, SOLVERS)
 
     config: dict[str, Any] = {
@@ -109,15 +118,30 @@ def generate(
         "atol": atol,
         "generator_version": GENERATOR_VERSION,
     }
+    identity = system.identity()
+    if identity is not None:
+        config["system_identity"] = identity
     try:  # normalise to plain JSON types (tuples -> lists) so saved and fresh configs compare equal
         config = json.loads(json.dumps(config))
     except TypeError:
         pass
-    # A Custom system built from a Python callable has no stable identity to hash.
-    path = None if getattr(system, "expr", True) is None else _cache_path(config, cache)
+    path = None
+    if cache is not False:
+        if identity is None:
+            why = identity_problem(system) or "it has no identity"
+            warnings.warn(
+                f"{system!r} is not cached because it cannot describe itself for the cache "
+                f"key: {why}. It is simulated on every call.",
+                stacklevel=2,
+            )
+        else:
+            path = _cache_path(config, cache)
     if path is not None and path.exists():
         try:
-            return Dataset.load(path)
+            data = Dataset.load(path)
+            if data.config != config:
+                raise DataFileError(f"dataset file {path} was written for another config")
+            return data
         except DataFileError as exc:
             warnings.warn(f"{exc}; regenerating", stacklevel=2)
             path.unlink(missing_ok=True)

@@ -8,7 +8,10 @@ HNNs use.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import math
+import types
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -33,6 +36,9 @@ class HamiltonianSystem:
         default_test_fraction: fraction of trajectories held out for testing.
         separable: whether :math:`H = T(p) + V(q)` (leapfrog is then valid).
         formula: a human-readable formula for :math:`H`.
+        version: ``None`` (default), or a string or integer you bump whenever the class's
+            behaviour changes. When a class declares it, :meth:`identity` uses it instead of
+            a hash of that class's source code.
 
     Args:
         dof: degrees of freedom ``n``; states have shape ``(..., 2n)``.
@@ -45,6 +51,7 @@ class HamiltonianSystem:
     default_test_fraction: ClassVar[float] = 0.5
     separable: ClassVar[bool] = False
     formula: ClassVar[str] = "H(q, p)"
+    version: ClassVar[str | int | None] = None
 
     def __init__(self, dof: int):
         if not isinstance(dof, int) or dof < 1:
@@ -114,9 +121,176 @@ class HamiltonianSystem:
         """The constructor arguments that define this system (for configs and ``repr``)."""
         return {}
 
+    def identity(self) -> dict[str, Any] | None:
+        """Everything that determines this system's trajectories, as plain JSON, or ``None``.
+
+        :func:`hnnkit.data.generate` keys its dataset cache on this, so two systems with
+        the same identity must give the same data. The default describes:
+
+        * ``class``: the module and qualified name of the class;
+        * ``code``: for each class from this one up to (not including)
+          :class:`HamiltonianSystem`, its ``version`` if it declares one, else a hash of its
+          source code and of the source of the functions (and the values of the plain
+          constants) of its own package that its methods use by name — editing the class
+          changes the identity;
+        * ``params``: :meth:`params`;
+        * ``state``: the instance attributes (``vars(self)``), only when some constructor
+          argument is missing from :meth:`params` (a user subclass that does not override
+          it); tensors and arrays are described by a hash of their contents.
+
+        It is ``None`` — the system is then never cached, and :func:`identity_problem`
+        says why — when a class's source is not available (defined in an interactive
+        session) or the parameters or state are not plain data. Override it, or declare
+        ``version``, to control caching of your own system. An attribute changed after
+        construction is covered only if :meth:`params` reports it.
+
+        Returns:
+            A JSON-serialisable dict, or ``None`` when the system cannot describe itself.
+        """
+        return self._identify()[0]
+
+    def _identify(self) -> tuple[dict[str, Any] | None, str]:
+        """``(identity, "")``, or ``(None, why the system cannot describe itself)``."""
+        cls = type(self)
+        code: list[Any] = []
+        for klass in cls.__mro__:
+            if klass is HamiltonianSystem or not issubclass(klass, HamiltonianSystem):
+                continue
+            if klass.__dict__.get("version") is not None:
+                code.append({"version": klass.__dict__["version"]})
+                continue
+            digest = _code_digest(klass)
+            if digest is None:
+                return None, (
+                    f"the source code of {klass.__qualname__} is not available (a class "
+                    "defined in an interactive session?); define it in a file, or declare a "
+                    "class attribute `version` that you bump whenever the class changes"
+                )
+            code.append(digest)
+        params = _plain(self.params())
+        if params is None:
+            return None, f"{cls.__name__}.params() holds values that are not plain data"
+        ident: dict[str, Any] = {
+            "class": f"{cls.__module__}.{cls.__qualname__}",
+            "code": code,
+            "params": params,
+        }
+        if not _constructor_covered(cls, params):
+            state = _plain(vars(self))
+            if state is None:
+                bad = sorted(k for k, v in vars(self).items() if _plain(v) is None)
+                return None, (
+                    f"{cls.__name__}'s constructor arguments are not all in params(), and its "
+                    f"attributes {bad} are not plain data (numbers, strings, lists, dicts, "
+                    "tensors); return every constructor argument from params()"
+                )
+            ident["state"] = state
+        return ident, ""
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{type(self).__name__}({args})"
+
+
+def identity_problem(system: HamiltonianSystem) -> str | None:
+    """Why ``system.identity()`` is ``None`` (``None`` when it has an identity).
+
+    Args:
+        system: any system.
+
+    Returns:
+        A sentence for a warning, or ``None``.
+    """
+    if type(system).identity is not HamiltonianSystem.identity:
+        if system.identity() is not None:
+            return None
+        return f"{type(system).__name__}.identity() returned None"
+    ident, why = system._identify()
+    return None if ident is not None else why
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """``value`` as JSON data (tensors and arrays by a hash of their contents), or ``None``."""
+    if depth > 20:
+        return None
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | float):
+        return value if math.isfinite(value) else repr(float(value))
+    if isinstance(value, list | tuple):
+        items = [_plain(v, depth + 1) for v in value]
+        bad = any(o is None and v is not None for o, v in zip(items, value, strict=True))
+        return None if bad else items
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            return None
+        out = {k: _plain(v, depth + 1) for k, v in value.items()}
+        return None if any(out[k] is None and value[k] is not None for k in out) else out
+    if isinstance(value, torch.Tensor):
+        a = value.detach().cpu().contiguous()
+        h = hashlib.sha256(f"{a.dtype}{tuple(a.shape)}".encode())
+        h.update(a.reshape(-1).view(torch.uint8).numpy().tobytes() if a.numel() else b"")
+        return {"tensor": h.hexdigest()[:32]}
+    try:
+        import numpy as np
+    except ImportError:  # pragma: no cover - numpy is a dependency
+        return None
+    if isinstance(value, np.generic):
+        return _plain(value.item(), depth + 1)
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biufc":
+        a = np.ascontiguousarray(value)
+        h = hashlib.sha256(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+        return {"array": h.hexdigest()[:32]}
+    return None
+
+
+def _constructor_covered(cls: type, params: dict[str, Any]) -> bool:
+    """Whether every named constructor argument of ``cls`` is reported by ``params()``."""
+    try:
+        sig = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return False
+    for name, par in list(sig.parameters.items())[1:]:
+        if par.kind in (par.VAR_POSITIONAL, par.VAR_KEYWORD) or name not in params:
+            return False
+    return True
+
+
+def _code_digest(cls: type) -> str | None:
+    """A hash of ``cls``'s source and of the helpers of its own package it uses by name."""
+    try:
+        parts = [inspect.getsource(cls)]
+    except (OSError, TypeError):
+        return None
+    package = cls.__module__.split(".")[0]
+    module = inspect.getmodule(cls)
+    names: set[str] = set()
+    for member in vars(cls).values():
+        func = getattr(member, "__func__", member)
+        func = getattr(func, "fget", func)  # properties
+        if isinstance(func, types.FunctionType):
+            names |= _code_names(func.__code__)
+    glb = vars(module) if module is not None else {}
+    for name in sorted(names):
+        obj = glb.get(name)
+        if isinstance(obj, bool | int | float | str):
+            parts.append(f"{name}={obj!r}")
+        elif isinstance(obj, types.FunctionType) and obj.__module__.split(".")[0] == package:
+            try:
+                parts.append(inspect.getsource(obj))
+            except (OSError, TypeError):
+                return None
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def _code_names(code: types.CodeType) -> set[str]:
+    """Global names used by ``code`` and the functions nested in it."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _code_names(const)
+    return names
 
 
 def sample_in_annulus(
@@ -138,6 +312,7 @@ def sample_in_annulus(
 
 # -- registry ----------------------------------------------------------------------------
 _REGISTRY: dict[str, Callable[..., HamiltonianSystem]] = {}
+_MEASURED = "real-pendulum"  # a dataset name that is not a system (hnnkit.data.real_pendulum)
 
 
 def register_system(name: str, cls: Callable[..., HamiltonianSystem]) -> None:
@@ -151,10 +326,22 @@ def get_system(name: str, **params: Any) -> HamiltonianSystem:
     """Build a registered system by name.
 
     Raises:
-        UnknownNameError: if ``name`` is not registered (the message lists valid names).
+        UnknownNameError: if ``name`` is not registered (the message lists valid names and
+            points to the measured ``real-pendulum`` dataset).
+        HnnkitValueError: for ``"real-pendulum"``, a measured dataset rather than a system.
     """
+    if name == _MEASURED and name not in _REGISTRY:
+        raise HnnkitValueError(
+            f"{_MEASURED!r} is a measured dataset, not a simulated system: load it with "
+            "hnnkit.data.real_pendulum() (on the command line, --system real-pendulum)"
+        )
     if name not in _REGISTRY:
-        raise UnknownNameError("system", name, _REGISTRY)
+        err = UnknownNameError("system", name, _REGISTRY)
+        err.args = (
+            f"{err.args[0]}; the measured dataset {_MEASURED} is loaded with "
+            "hnnkit.data.real_pendulum()",
+        )
+        raise err
     return _REGISTRY[name](**params)
 
 
@@ -174,6 +361,7 @@ __all__ = [
     "HamiltonianSystem",
     "check_positive",
     "get_system",
+    "identity_problem",
     "join",
     "list_systems",
     "register_system",

@@ -5,10 +5,25 @@ operations by walking the expression tree. Nothing is ever ``eval``'d on the raw
 before SymPy sees the string, every identifier must be a coordinate (``q1..qn``,
 ``p1..pn``, or ``q``/``p`` when ``dof = 1``), a named parameter, a known function or a
 known constant, and only arithmetic characters may appear.
+
+Before SymPy evaluates anything, the formula is parsed into a Python syntax tree (parsed
+only, never compiled or run) and bounded, so that a short formula cannot make SymPy compute
+an astronomically large exact number or recurse without end:
+
+* at most :data:`MAX_FORMULA_LENGTH` (2000) characters;
+* at most :data:`MAX_NESTING` (50) levels of nesting (parentheses, function calls, powers
+  and unary signs each count one level);
+* every number literal at most :data:`MAX_LITERAL` (1e15) in magnitude;
+* every exponent that is a number (a constant subexpression, parameters included) at most
+  :data:`MAX_EXPONENT` (100) in magnitude, and every constant subexpression at most 1e300
+  in magnitude (beyond float64's range).
 """
 
 from __future__ import annotations
 
+import ast
+import math
+import numbers
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -41,6 +56,202 @@ _ALLOWED_CHARS = re.compile(r"^[A-Za-z0-9_+\-*/^().,\s]*$")
 _NUMBER = re.compile(r"(?<![A-Za-z0-9_])\d*\.?\d+(?:[eE][+-]?\d+)?")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
+#: The longest formula accepted, in characters.
+MAX_FORMULA_LENGTH = 2000
+#: The deepest nesting accepted (parentheses, calls, powers, unary signs).
+MAX_NESTING = 50
+#: The largest magnitude of a number literal in a formula.
+MAX_LITERAL = 1e15
+#: The largest magnitude of a numeric exponent in a formula.
+MAX_EXPONENT = 100
+_MAX_CONSTANT = 1e300
+_MATH = {
+    "sin": math.sin,
+    "cos": math.cos,
+    "tan": math.tan,
+    "exp": math.exp,
+    "log": math.log,
+    "sinh": math.sinh,
+    "cosh": math.cosh,
+    "tanh": math.tanh,
+    "asin": math.asin,
+    "acos": math.acos,
+    "atan": math.atan,
+    "Abs": abs,
+    "abs": abs,
+    "sqrt": math.sqrt,
+}
+_BINARY = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)
+
+
+def _constant_value(node: ast.AST, values: dict[int, float | None]) -> float | None:
+    """The value of a constant node from its children's values (``None``: unknown)."""
+    if isinstance(node, ast.UnaryOp):
+        v = values.get(id(node.operand))
+        return None if v is None else (-v if isinstance(node.op, ast.USub) else v)
+    if isinstance(node, ast.Call):
+        args = [values.get(id(a)) for a in node.args]
+        if len(args) != 1 or args[0] is None:
+            return None
+        try:
+            return float(_MATH[node.func.id](args[0]))  # type: ignore[attr-defined]
+        except (ValueError, OverflowError):
+            return math.inf
+    if isinstance(node, ast.BinOp):
+        a, b = values.get(id(node.left)), values.get(id(node.right))
+        if a is None or b is None:
+            return None
+        try:
+            if isinstance(node.op, ast.Add):
+                return a + b
+            if isinstance(node.op, ast.Sub):
+                return a - b
+            if isinstance(node.op, ast.Mult):
+                return a * b
+            if isinstance(node.op, ast.Div):
+                return a / b if b != 0 else None
+            if a == 0:
+                return 0.0 if b > 0 else None
+            if b * math.log10(abs(a)) > 300:  # |a|**b beyond float64, without computing it
+                return math.inf
+            return abs(a) ** b if a < 0 and b != int(b) else a**b
+        except (OverflowError, ZeroDivisionError):
+            return math.inf
+    return None
+
+
+def check_formula_bounds(text: str, constants: Mapping[str, float] | None = None) -> None:
+    """Reject a formula whose size could make SymPy hang, before SymPy sees it.
+
+    The text is parsed into a Python syntax tree (never compiled or evaluated) and checked
+    against the bounds in the module docstring: length, nesting depth, literal sizes and
+    numeric exponents (the values of constant subexpressions, with ``constants`` — named
+    parameters and constants — known, are estimated in floating point).
+
+    Args:
+        text: the formula, with ``^`` for powers allowed.
+        constants: values of the names that stand for numbers.
+
+    Raises:
+        HnnkitValueError: if a bound is exceeded, or the text is not a single expression
+            of numbers, names, ``+ - * / **`` and function calls.
+    """
+    if len(text) > MAX_FORMULA_LENGTH:
+        raise HnnkitValueError(
+            f"hamiltonian formula is {len(text)} characters long; at most "
+            f"{MAX_FORMULA_LENGTH} are accepted. Use parameters= for repeated constants."
+        )
+    depth = 0
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        if depth > MAX_NESTING:
+            raise HnnkitValueError(
+                f"hamiltonian formula {_short(text)} nests parentheses more than {MAX_NESTING} "
+                "deep; simplify it"
+            )
+    try:
+        src = " ".join(text.replace("^", "**").split())  # one line: offsets index src
+        tree = ast.parse(src, mode="eval")
+    except SyntaxError as exc:
+        raise HnnkitValueError(
+            f"could not parse hamiltonian formula {_short(text)}: {exc.msg}"
+        ) from None
+    except (RecursionError, MemoryError):
+        raise HnnkitValueError(
+            f"hamiltonian formula {_short(text)} is nested too deeply (at most {MAX_NESTING} levels)"
+        ) from None
+    constants = dict(constants or {})
+    order: list[ast.AST] = []
+    stack: list[tuple[ast.AST, int]] = [(tree.body, 0)]
+    while stack:  # pre-order walk without recursion; +-*/ chains add no depth
+        node, d = stack.pop()
+        if isinstance(node, ast.UnaryOp | ast.Call) or (
+            isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow)
+        ):
+            d += 1
+        if d > MAX_NESTING:
+            raise HnnkitValueError(
+                f"hamiltonian formula {_short(text)} nests powers, functions or signs more "
+                f"than {MAX_NESTING} deep; simplify it"
+            )
+        order.append(node)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, _BINARY):
+            stack += [(node.left, d), (node.right, d)]
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+            stack.append((node.operand, d))
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in _FUNCTION_NAMES
+            and not node.keywords
+            and node.args
+            and not any(isinstance(a, ast.Starred) for a in node.args)
+        ):
+            stack += [(a, d) for a in node.args]
+        elif isinstance(node, ast.Name):
+            pass
+        elif isinstance(node, ast.Constant) and type(node.value) in (int, float):
+            if not abs(node.value) <= MAX_LITERAL:
+                raise HnnkitValueError(
+                    f"hamiltonian formula {_short(text)} contains the number "
+                    f"{_short(_source(src, node))}; number literals must be at most "
+                    f"{MAX_LITERAL:g} in magnitude (use parameters= for physical constants)"
+                )
+        else:
+            raise HnnkitValueError(
+                f"hamiltonian formula {_short(text)} contains {_short(_source(src, node))}, "
+                "which is not allowed; a formula is one expression of numbers, coordinates, "
+                "parameters, + - * / ** and function calls"
+            )
+    known = constants | {"pi": math.pi, "E": math.e}
+    values: dict[int, float | None] = {}  # value of each constant subtree, None if unknown
+    free: dict[int, bool] = {}  # whether a subtree holds a coordinate (or an unknown name)
+    for node in reversed(order):  # children before parents
+        kids = _children(node)
+        free[id(node)] = (isinstance(node, ast.Name) and node.id not in known) or any(
+            free[id(k)] for k in kids
+        )
+        if isinstance(node, ast.Constant):
+            v: float | None = float(node.value)
+        elif isinstance(node, ast.Name):
+            v = None if node.id not in known else float(known[node.id])
+        else:
+            v = _constant_value(node, values)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+            e = values[id(node.right)]
+            if not free[id(node.right)] and not (e is not None and abs(e) <= MAX_EXPONENT):
+                raise HnnkitValueError(
+                    f"hamiltonian formula {_short(text)} raises to the power "
+                    f"{_short(_source(src, node.right))}; numeric exponents must be at most "
+                    f"{MAX_EXPONENT} in magnitude"
+                )
+        if v is not None and not abs(v) <= _MAX_CONSTANT:
+            raise HnnkitValueError(
+                f"hamiltonian formula {_short(text)}: the constant "
+                f"{_short(_source(src, node))} exceeds {_MAX_CONSTANT:g} in magnitude "
+                "(beyond float64's range)"
+            )
+        values[id(node)] = v
+
+
+def _children(node: ast.AST) -> list[ast.AST]:
+    if isinstance(node, ast.BinOp):
+        return [node.left, node.right]
+    if isinstance(node, ast.UnaryOp):
+        return [node.operand]
+    if isinstance(node, ast.Call):
+        return list(node.args)
+    return []
+
+
+def _source(src: str, node: ast.AST) -> str:
+    """The text of ``node`` in ``src`` (one line), without the recursion of ``ast.unparse``."""
+    return src[node.col_offset : node.end_col_offset]  # type: ignore[attr-defined]
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return repr(text) if len(text) <= limit else repr(text[: limit - 3] + "...")
+
 
 def coordinate_symbols(dof: int) -> tuple[list[sympy.Symbol], list[sympy.Symbol]]:
     """SymPy symbols ``q1..qn`` and ``p1..pn`` (real)."""
@@ -58,8 +269,10 @@ def parse_hamiltonian(
     ``^`` means power. ``parameters`` substitutes named constants.
 
     Raises:
-        HnnkitValueError: on characters or names outside the allow-list, or text that
-            does not parse.
+        HnnkitValueError: on characters or names outside the allow-list, a formula beyond
+            the bounds of :func:`check_formula_bounds` (length 2000, nesting 50, literals
+            1e15, numeric exponents 100), text that does not parse, a parameter that is not
+            a finite real number, or a formula that depends on no coordinate.
     """
     if not isinstance(text, str) or not text.strip():
         raise HnnkitValueError(f"hamiltonian must be a non-empty formula string, got {text!r}")
@@ -70,6 +283,11 @@ def parse_hamiltonian(
             f"{', '.join(sorted(_FUNCTION_NAMES))}"
         )
     parameters = dict(parameters or {})
+    for k, v in parameters.items():
+        if not isinstance(k, str) or not _IDENTIFIER.fullmatch(k) or "__" in k:
+            raise HnnkitValueError(f"parameter names must be identifiers, got {k!r}")
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+            raise HnnkitValueError(f"parameter {k!r} must be a finite real number, got {v!r}")
     qs, ps = coordinate_symbols(dof)
     names: dict[str, Any] = {s.name: s for s in qs + ps}
     if dof == 1:
@@ -86,6 +304,7 @@ def parse_hamiltonian(
             f"coordinates {coords}, parameters {sorted(parameters)}, functions "
             f"{sorted(_FUNCTION_NAMES)} and constants {sorted(_CONSTANTS)}"
         )
+    check_formula_bounds(text, {k: float(v) for k, v in parameters.items()})
     from sympy.parsing.sympy_parser import convert_xor, parse_expr, standard_transformations
 
     try:
@@ -104,6 +323,12 @@ def parse_hamiltonian(
         raise HnnkitValueError(f"could not parse hamiltonian formula {text!r}: {exc}") from exc
     if not isinstance(expr, sympy.Expr):
         raise HnnkitValueError(f"hamiltonian formula {text!r} is not a scalar expression")
+    if not expr.free_symbols & set(qs + ps):
+        coords = "q or p" if dof == 1 else f"q1..q{dof} or p1..p{dof}"
+        raise HnnkitValueError(
+            f"hamiltonian formula {text!r} is the constant {expr}: the Hamiltonian must depend "
+            f"on {coords} (a constant energy has no motion to learn)"
+        )
     return expr
 
 
@@ -207,7 +432,7 @@ class Custom(HamiltonianSystem):
         self.default_t_span = (float(t_span[0]), float(t_span[1]))  # type: ignore[misc]
         self.default_n_points = int(n_points)  # type: ignore[misc]
         self.default_noise_std = float(noise_std)  # type: ignore[misc]
-        self.name = name
+        self.name = str(name)
         self.parameters = dict(parameters or {})
         if isinstance(hamiltonian, str):
             self.expr: sympy.Expr | None = parse_hamiltonian(hamiltonian, dof, self.parameters)
@@ -235,4 +460,22 @@ class Custom(HamiltonianSystem):
         return sample_in_annulus(n, self.radius_range, generator=generator, dim=self.dim)
 
     def params(self) -> dict[str, Any]:
-        return {"hamiltonian": self.source, "dof": self.dof}
+        """Every constructor argument (a callable Hamiltonian is shown by its name)."""
+        return {
+            "hamiltonian": self.source,
+            "dof": self.dof,
+            "parameters": dict(self.parameters),
+            "radius_range": self.radius_range,
+            "t_span": self.default_t_span,
+            "n_points": self.default_n_points,
+            "noise_std": self.default_noise_std,
+            "name": self.name,
+        }
+
+    def _identify(self) -> tuple[dict[str, Any] | None, str]:
+        if self.expr is None:
+            return None, (
+                "its Hamiltonian is a Python callable, which cannot be hashed reliably; "
+                "pass a formula string, or subclass HamiltonianSystem in a file"
+            )
+        return super()._identify()
