@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import DataFileError, HnnkitValueError, UnknownNameError
+from .errors import (
+    DataFileError,
+    HnnkitValueError,
+    NonFiniteLossError,
+    UnknownNameError,
+    check_seed,
+)
 
 
 def _int_list(flag: str, example: str):
@@ -46,6 +55,79 @@ KAN_DEFAULTS: dict[str, Any] = {
     "prune": False,
     "dissipative": False,
 }
+#: The files whose presence makes a directory a run (``train`` refuses to overwrite it silently).
+RUN_FILES = ("config.json", "checkpoint.pt")
+#: The keys every run's ``config.json`` holds (``hidden`` too, unless the model is a KAN).
+REQUIRED_CONFIG_KEYS = ("system", "model", "seed")
+#: Keys of ``config.json`` that record where and with what a run was made, not what it is:
+#: ``--resume`` and ``evaluate`` compare every other key.
+VOLATILE_CONFIG_KEYS = ("provenance", "dataset")
+#: ``evaluate --t-span``: the longest horizon END - START, as a multiple of the length of the
+#: system's default span (20 time units for most systems). The reference and model rollouts
+#: are solved to a tolerance of 1e-9 to 1e-10, so their cost grows with the horizon; beyond
+#: this they take minutes or exhaust the solver's step budget.
+MAX_SPAN_FACTOR = 10
+#: The fallback default span of ``evaluate`` when the system has no task.
+DEFAULT_EVAL_SPAN = (0.0, 20.0)
+#: ``--threads`` may be at most this many per CPU core (more only adds contention).
+MAX_THREADS_PER_CPU = 4
+_ABSENT = "(absent)"
+
+
+def _config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``"key: old → new"`` for each non-volatile key whose value differs between two configs."""
+    from .files import strict_json
+
+    keys = sorted((set(old) | set(new)) - set(VOLATILE_CONFIG_KEYS))
+    diffs = []
+    for key in keys:
+        a, b = (strict_json(c[key]) if key in c else _ABSENT for c in (old, new))
+        if a != b:
+            show = [v if v is _ABSENT else json.dumps(v) for v in (a, b)]
+            diffs.append(f"{key}: {show[0]} → {show[1]}")
+    return diffs
+
+
+def _read_run_config(path: Path, *, required: tuple[str, ...] = REQUIRED_CONFIG_KEYS) -> dict:
+    """A run's ``config.json`` as a dict holding the ``required`` keys.
+
+    Raises:
+        DataFileError: if the file is not JSON, not an object, or lacks a required key.
+    """
+    advice = f"retrain the run with `hnnkit train --force --out {path.parent}`"
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise DataFileError(f"{path} is corrupted ({exc}); {advice}") from exc
+    if not isinstance(cfg, dict):
+        raise DataFileError(
+            f"{path} holds a JSON {type(cfg).__name__}, not a run's settings (a JSON object); "
+            f"{advice}"
+        )
+    if required and cfg.get("model") not in (None, "kan"):
+        required = (*required, "hidden")
+    missing = [key for key in required if key not in cfg]
+    if missing:
+        raise DataFileError(f"{path} lacks {', '.join(missing)}; {advice}")
+    if required and cfg["model"] not in TRAIN_DEFAULTS:
+        raise DataFileError(
+            f"{path} names an unknown model {cfg['model']!r} (valid: {', '.join(TRAIN_DEFAULTS)}); "
+            f"{advice}"
+        )
+    return cfg
+
+
+def _check_config_matches_checkpoint(cfg: dict, state: dict, cfg_path: Path, advice: str) -> None:
+    """Refuse a ``config.json`` that does not describe the checkpoint's own stored config."""
+    stored = state.get("config")
+    if not isinstance(stored, dict) or not stored:
+        return  # a checkpoint written by fit() without a config: nothing to compare
+    diffs = _config_differences(stored, cfg)
+    if diffs:
+        raise DataFileError(
+            f"{cfg_path} does not describe the model in {cfg_path.parent / 'checkpoint.pt'} "
+            f"(checkpoint → config.json: {'; '.join(diffs)}); {advice}"
+        )
 
 
 def cmd_systems(args: argparse.Namespace) -> int:
@@ -116,8 +198,10 @@ def _resolve_train_args(args: argparse.Namespace) -> None:
         )
     if args.grid < 1:
         raise HnnkitValueError(f"--grid must be >= 1 (spline intervals per edge), got {args.grid}")
-    if not args.l1 >= 0:
-        raise HnnkitValueError(f"--l1 must be >= 0 (the L1 weight λ, e.g. 5e-5), got {args.l1}")
+    if not (math.isfinite(args.l1) and args.l1 >= 0):
+        raise HnnkitValueError(
+            f"--l1 must be >= 0 and finite (the L1 weight λ, e.g. 5e-5), got {args.l1}"
+        )
     if len(args.kan_widths) < 2 or min(args.kan_widths) < 1:
         raise HnnkitValueError(
             f"--kan-widths needs at least two positive sizes (inputs,...,outputs), e.g. 2,1,2; "
@@ -130,6 +214,81 @@ def _resolve_train_args(args: argparse.Namespace) -> None:
         )
     if args.steps < 1:
         raise HnnkitValueError(f"--steps must be >= 1 for --model kan, got {args.steps}")
+
+
+def _check_train_args(args: argparse.Namespace) -> None:
+    """Refuse unusable numbers and options of ``hnnkit train`` before any work or file."""
+
+    def positive_int(flag: str, value: int | None, minimum: int, what: str) -> None:
+        if value is not None and value < minimum:
+            raise HnnkitValueError(f"{flag} must be >= {minimum} ({what}), got {value}")
+
+    if not (math.isfinite(args.lr) and args.lr > 0):
+        raise HnnkitValueError(f"--lr must be a finite number > 0, e.g. 1e-3; got {args.lr}")
+    if not (math.isfinite(args.weight_decay) and args.weight_decay >= 0):
+        raise HnnkitValueError(
+            f"--weight-decay must be a finite number >= 0, e.g. 1e-4; got {args.weight_decay}"
+        )
+    positive_int("--steps", args.steps, 1, "the number of optimisation steps")
+    positive_int("--batch-size", args.batch_size, 1, "omit it for full batch")
+    positive_int("--log-every", args.log_every, 1, "steps between logged losses")
+    check_seed("--seed", args.seed)
+    if args.model != "kan" and (not args.hidden or min(args.hidden) < 1):
+        raise HnnkitValueError(
+            f"--hidden takes positive layer sizes like 200,200, got "
+            f"{','.join(map(str, args.hidden))}"
+        )
+    if args.system == "real-pendulum":
+        given = [
+            flag
+            for flag, value in (
+                ("--n-trajectories", args.n_trajectories),
+                ("--n-points", args.n_points),
+                ("--noise-std", args.noise_std),
+            )
+            if value is not None
+        ]
+        if given:
+            raise HnnkitValueError(
+                f"{', '.join(given)}: not for --system real-pendulum, whose data are a fixed "
+                "recording; drop them"
+            )
+    positive_int("--n-trajectories", args.n_trajectories, 2, "a train and a test trajectory")
+    positive_int("--n-points", args.n_points, 2, "time points per trajectory")
+    if args.noise_std is not None and not (math.isfinite(args.noise_std) and args.noise_std >= 0):
+        raise HnnkitValueError(
+            f"--noise-std must be a finite number >= 0 (a standard deviation), got {args.noise_std}"
+        )
+    if args.resume and args.force:
+        raise HnnkitValueError(
+            "--resume continues the run in --out and --force overwrites it: pass one of them"
+        )
+
+
+def _check_out_path(out: Path) -> None:
+    """Refuse an ``--out`` that is a file or lies under a file."""
+    from .experiments.reproduce import check_out_dir
+
+    check_out_dir(out)
+    for parent in out.absolute().parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                raise HnnkitValueError(
+                    f"--out {out}: {parent} is a file, not a directory; choose another path"
+                )
+            return
+
+
+def _system_dim(name: str) -> int:
+    """The phase-space dimension of ``--system name`` (an error listing the valid names)."""
+    from .systems import get_system
+
+    if name == "real-pendulum":
+        return 2
+    try:
+        return 2 * get_system(name).dof
+    except UnknownNameError as exc:
+        raise UnknownNameError("system", name, [*exc.valid, "real-pendulum"]) from None
 
 
 def _kan_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -246,22 +405,130 @@ def _train_kan(args: argparse.Namespace, cfg: dict[str, Any], data, device, out:
     return FitResult(model=model, history=log["history"], seconds=log["seconds"]), extra
 
 
-def cmd_train(args: argparse.Namespace) -> int:
+def _remove_swap_leftovers(out: Path) -> None:
+    """Finish or undo what a killed ``train --force`` swap left beside ``out`` (hold its lock).
+
+    A fresh run is built in ``.OUT.tmp-PID`` and swapped in by renaming ``OUT`` to
+    ``.OUT.old-PID``, the new run to ``OUT``, and deleting the old one. A leftover whose
+    owner still runs (its lock is held) is left alone. If ``OUT`` holds no run but an old
+    one was set aside, the kill came between the renames: the old run is put back.
+    """
+    from .files import LOCK_NAME, DirectoryLock, DirectoryLockedError
+
+    parent, name = out.parent, out.name
+    leftovers = sorted(
+        (p for p in parent.iterdir() if p.name.startswith((f".{name}.old-", f".{name}.tmp-"))),
+        key=lambda p: (".tmp-" in p.name, p.name),  # old runs first: they may be restored
+    )
+    for path in leftovers:
+        if not path.is_dir() or path.is_symlink():
+            continue
+        try:
+            with DirectoryLock(path, "hnnkit train (cleanup)"):
+                old_run = ".old-" in path.name and (path / "config.json").is_file()
+                if old_run and not any((out / f).exists() for f in RUN_FILES):
+                    for entry in path.iterdir():
+                        if entry.name != LOCK_NAME:
+                            os.replace(entry, out / entry.name)
+                shutil.rmtree(path)
+        except DirectoryLockedError:
+            continue
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Replace ``out`` by the finished run in ``staging``: rename aside, rename in, delete."""
+    aside = out.parent / f".{out.name}.old-{os.getpid()}"
+    os.rename(out, aside)
+    try:
+        os.rename(staging, out)
+    except BaseException:
+        os.rename(aside, out)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _check_resume(out: Path, cfg: dict[str, Any]) -> None:
+    """Refuse ``--resume`` unless the run in ``out`` was made with exactly ``cfg``."""
+    from .train import CHECKPOINT, load_checkpoint
+
+    cfg_path = out / "config.json"
+    if not cfg_path.is_file():
+        raise DataFileError(
+            f"cannot resume: {out} holds a checkpoint but no config.json; pass --force to "
+            "overwrite it"
+        )
+    old = _read_run_config(cfg_path)
+    advice = "pass the same options to continue it, --force to overwrite it, or another --out"
+    diffs = _config_differences(old, cfg)
+    if diffs:
+        raise HnnkitValueError(
+            f"cannot resume {out}: it was trained with other settings (old → new: "
+            f"{'; '.join(diffs)}); {advice}"
+        )
+    if (out / CHECKPOINT).exists():
+        _check_config_matches_checkpoint(cfg, load_checkpoint(out / CHECKPOINT), cfg_path, advice)
+
+
+def _train_into(work: Path, args: argparse.Namespace, cfg: dict[str, Any], data, device):
+    """Train into the run directory ``work`` and write all its files; returns (result, metrics)."""
     from .evaluate import loss_metrics
-    from .experiments.reproduce import check_out_dir, resolve_device
     from .files import atomic_write_json
     from .report import loss_curves, provenance
-    from .systems import get_system
     from .train import fit
 
-    _resolve_train_args(args)
-    out = Path(args.out)
-    check_out_dir(out)
-    device = resolve_device(args.device)
-    if args.system != "real-pendulum":
-        dim = 2 * get_system(args.system).dof  # validate the name before any work
+    atomic_write_json(
+        work / "config.json", {**cfg, "dataset": data.config, "provenance": provenance()}
+    )
+    extra: dict[str, Any] = {}
+    if args.model == "kan":
+        res, extra = _train_kan(args, cfg, data, device, work)
     else:
-        dim = 2
+        model = model_from_config(cfg, data.dim).to(device)
+        res = fit(
+            model,
+            data,
+            optimizer=args.optimizer,
+            lr=args.lr,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            weight_decay=args.weight_decay,
+            seed=args.seed,
+            log_every=args.log_every,
+            run_dir=work,
+            resume=args.resume,
+            quiet=args.quiet,
+            config=cfg,
+            through_step=args.through_step,
+        )
+    metrics: dict[str, Any] = dict(loss_metrics(res.model, data, through_step=args.through_step))
+    metrics["train_seconds"] = res.seconds
+    if args.model == "dhnn":
+        metrics["dissipation_rate"] = _dissipation_rate(res.model, data)
+    if extra:
+        metrics["kan"] = extra
+    atomic_write_json(work / "metrics.json", metrics)
+    loss_curves(
+        {args.model: res.history}, work / "loss", title=f"{args.system} {args.model}: loss vs step"
+    )
+    return res, metrics
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``hnnkit train``: validate everything, lock OUT, then resume in place or build and swap in.
+
+    A new run (or ``--force``) is built in the hidden sibling ``.OUT.tmp-PID`` and renamed
+    onto ``OUT`` only when complete, so a failure or a kill leaves an earlier run intact and
+    no partial directory. ``--resume`` continues in place, only if every setting matches.
+    """
+    from .experiments.reproduce import resolve_device
+    from .files import LOCK_NAME, DirectoryLock, remove_stale_temporaries
+
+    _resolve_train_args(args)
+    _check_train_args(args)
+    out = Path(args.out)
+    _check_out_path(out)
+    device = resolve_device(args.device)
+    dim = _system_dim(args.system)  # validate the name before any work
     if args.model == "kan" and args.kan_widths[0] != dim:
         raise HnnkitValueError(
             f"--kan-widths must start with the {dim} phase-space coordinates of {args.system}, "
@@ -295,41 +562,51 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"--through-step needs targets that are forward differences (as real-pendulum's); "
             f"{args.system} data hold exact derivatives: drop --through-step"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(
-        out / "config.json", {**cfg, "dataset": data.config, "provenance": provenance()}
-    )
-    extra: dict[str, Any] = {}
-    if args.model == "kan":
-        res, extra = _train_kan(args, cfg, data, device, out)
-    else:
-        model = model_from_config(cfg, data.dim).to(device)
-        res = fit(
-            model,
-            data,
-            optimizer=args.optimizer,
-            lr=args.lr,
-            steps=args.steps,
-            batch_size=args.batch_size,
-            weight_decay=args.weight_decay,
-            seed=args.seed,
-            log_every=args.log_every,
-            run_dir=out,
-            resume=args.resume,
-            quiet=args.quiet,
-            config=cfg,
-            through_step=args.through_step,
-        )
-    metrics: dict[str, Any] = dict(loss_metrics(res.model, data, through_step=args.through_step))
-    metrics["train_seconds"] = res.seconds
-    if args.model == "dhnn":
-        metrics["dissipation_rate"] = _dissipation_rate(res.model, data)
-    if extra:
-        metrics["kan"] = extra
-    atomic_write_json(out / "metrics.json", metrics)
-    loss_curves(
-        {args.model: res.history}, out / "loss", title=f"{args.system} {args.model}: loss vs step"
-    )
+    out = Path(os.path.abspath(out))  # its parent and name place the sibling build directory
+    created = not out.exists()
+    with DirectoryLock(out, "hnnkit train"):
+        try:
+            remove_stale_temporaries(out)
+            _remove_swap_leftovers(out)
+            has_run = any((out / f).exists() for f in RUN_FILES)
+            if has_run and args.resume:
+                _check_resume(out, cfg)
+                res, metrics = _train_into(out, args, cfg, data, device)
+            elif has_run and not args.force:
+                raise HnnkitValueError(
+                    f"{out} already holds a run; pass --resume to continue it or --force to "
+                    "overwrite it (or choose another --out)"
+                )
+            else:
+                others = [p.name for p in out.iterdir() if not p.name.startswith(".")]
+                if others and not has_run:
+                    raise HnnkitValueError(
+                        f"{out} is not empty ({', '.join(sorted(others)[:5])}) and holds no "
+                        "hnnkit run; choose a new or empty --out"
+                    )
+                args.resume = False
+                staging = out.parent / f".{out.name}.tmp-{os.getpid()}"
+                with DirectoryLock(staging, "hnnkit train"):
+                    try:
+                        res, metrics = _train_into(staging, args, cfg, data, device)
+                        _swap_in(staging, out)
+                        created = False
+                    except BaseException as exc:
+                        shutil.rmtree(staging, ignore_errors=True)
+                        if isinstance(exc, NonFiniteLossError):
+                            raise HnnkitValueError(
+                                f"loss became non-finite ({exc.loss}) at step {exc.step}; nothing "
+                                f"was written to {out}. Lower --lr, or check the data for NaN/inf"
+                            ) from exc
+                        raise
+        except BaseException:
+            if created:  # this call made OUT only to lock it: leave no empty directory behind
+                try:
+                    (out / LOCK_NAME).unlink(missing_ok=True)
+                    out.rmdir()
+                except OSError:
+                    pass
+            raise
     if not args.quiet:
         train, test = metrics["train_loss"]["mean"], metrics["test_loss"]["mean"]
         print(f"train loss {train:.4e}  test loss {test:.4e}  ({res.seconds:.1f} s)")
@@ -342,12 +619,37 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_corrected, loss_metrics
+def _check_t_span(t_span: list[float] | None, system: str | None) -> tuple[float, float]:
+    """The span of ``evaluate --t-span`` (default: the system's), refused unless usable.
+
+    END must exceed START, both finite, and END - START at most :data:`MAX_SPAN_FACTOR`
+    times the length of the system's default span (not checked when ``system`` is ``None``).
+    """
     from .experiments.tasks import TASKS
-    from .files import atomic_write_json
-    from .report import rollout_panels
-    from .systems import get_system
+
+    task = TASKS.get(system or "")
+    default = tuple(task.eval_span) if task else DEFAULT_EVAL_SPAN
+    if t_span is None:
+        return default
+    start, end = t_span
+    if not (math.isfinite(start) and math.isfinite(end) and end > start):
+        raise HnnkitValueError(
+            f"--t-span START END needs finite numbers with END > START, got {start} {end}; "
+            f"e.g. --t-span {default[0]:g} {default[1]:g}"
+        )
+    longest = MAX_SPAN_FACTOR * (default[1] - default[0])
+    if system is not None and end - start > longest:
+        raise HnnkitValueError(
+            f"--t-span {start:g} {end:g} spans {end - start:g} time units; evaluate allows at "
+            f"most {longest:g} for {system} ({MAX_SPAN_FACTOR}× its default span "
+            f"{default[0]:g} {default[1]:g}), since the reference and model rollouts are solved "
+            "to high accuracy and their cost grows with the horizon; pass a shorter span"
+        )
+    return (start, end)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .files import DirectoryLock, remove_stale_temporaries
     from .train import load_checkpoint
 
     run = Path(args.run_dir)
@@ -356,13 +658,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise DataFileError(
             f"{cfg_path} not found; {run} is not a run directory made by `hnnkit train`"
         )
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except ValueError as exc:
-        raise DataFileError(
-            f"{cfg_path} is corrupted ({exc}); retrain with `hnnkit train`"
-        ) from exc
-    state = load_checkpoint(run / "checkpoint.pt")
+    if args.t_span is not None:
+        _check_t_span(args.t_span, None)  # finite and ordered, before any work
+    with DirectoryLock(run, "hnnkit evaluate"):
+        remove_stale_temporaries(run)
+        cfg = _read_run_config(cfg_path)
+        span = _check_t_span(args.t_span, cfg["system"])
+        state = load_checkpoint(run / "checkpoint.pt")
+        _check_config_matches_checkpoint(
+            cfg,
+            state,
+            cfg_path,
+            f"the run is mislabelled: retrain it with `hnnkit train --force --out {run}`",
+        )
+        return _evaluate_run(run, cfg, state, span)
+
+
+def _evaluate_run(run: Path, cfg: dict[str, Any], state: dict[str, Any], span) -> int:
+    """The body of ``hnnkit evaluate`` once the run is locked and its files checked."""
+    from .evaluate import evaluate_corrected, loss_metrics
+    from .files import atomic_write_json
+    from .report import rollout_panels
+    from .systems import get_system
+
     data = _dataset_from_config(cfg)
     model = model_from_config(cfg, data.dim)
     try:
@@ -371,12 +689,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise DataFileError(
             f"{run / 'checkpoint.pt'} does not match the model in config.json ({exc})"
         ) from exc
-    task = TASKS.get(cfg["system"])
     system = get_system(cfg["system"]) if cfg["system"] != "real-pendulum" else None
-    span = tuple(args.t_span) if args.t_span else (task.eval_span if task else (0.0, 20.0))
-    corr, rollouts = evaluate_corrected(
-        cfg["system"], system, {cfg["model"]: model}, data, t_span=span
-    )
+    try:
+        corr, rollouts = evaluate_corrected(
+            cfg["system"], system, {cfg["model"]: model}, data, t_span=span
+        )
+    except RuntimeError as exc:
+        if "max_steps" not in str(exc):
+            raise
+        raise HnnkitValueError(
+            f"the rollouts over --t-span {span[0]:g} {span[1]:g} did not finish ({exc}); pass a "
+            "shorter --t-span"
+        ) from exc
     metrics = loss_metrics(model, data, through_step=bool(cfg.get("through_step")))
     metrics.update(
         {
@@ -395,7 +719,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     orbit = cfg["system"] in ("two-body", "three-body")
     rollout_panels(rollouts, run / "rollouts", title=f"{cfg['system']} {cfg['model']}", orbit=orbit)
     for k, v in metrics.items():
-        print(f"{k:<14} {v['mean']:.4e} ± {v['sem']:.2e}")
+        mean, sem = (math.nan if v[key] is None else v[key] for key in ("mean", "sem"))
+        print(f"{k:<14} {mean:.4e} ± {sem:.2e}")
     print(f"wrote {run}/metrics.json and rollouts.png/svg")
     return 0
 
@@ -415,11 +740,8 @@ def _kan_run_file(run: Path) -> Path:
         return path
     cfg_path = run / "config.json"
     if cfg_path.is_file():
-        try:
-            cfg = json.loads(cfg_path.read_text())
-            model, system = cfg.get("model"), cfg.get("system", "spring")
-        except (ValueError, AttributeError):
-            model = None
+        cfg = _read_run_config(cfg_path, required=())
+        model, system = cfg.get("model"), cfg.get("system", "spring")
         if model is not None and model != "kan":
             raise DataFileError(
                 f"{run} is a --model {model} run; symbolic extraction needs a KAN energy: train "
@@ -511,7 +833,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Hamiltonian neural networks: train, evaluate, reproduce, extract a formula.",
     )
     p.add_argument(
-        "--threads", type=int, default=1, help="torch intra-op threads (default 1; see README)"
+        "--threads",
+        type=int,
+        default=1,
+        help=f"torch intra-op threads, 1 to {MAX_THREADS_PER_CPU} per CPU core (default 1; see "
+        "README)",
     )
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -553,7 +879,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--noise-std", type=float, default=None)
     t.add_argument("--log-every", type=int, default=100)
     t.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in OUT from its checkpoint (every setting must match the run's)",
+    )
+    t.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite a run already in OUT; the old run is replaced only once the new one is "
+        "complete",
+    )
     t.add_argument(
         "--through-step",
         action="store_true",
@@ -602,7 +938,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="metrics and figures for a trained run directory")
     e.add_argument("run_dir")
-    e.add_argument("--t-span", type=float, nargs=2, default=None, metavar=("START", "END"))
+    e.add_argument(
+        "--t-span",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("START", "END"),
+        help="rollout span (default: the system's, e.g. 0 20); END - START at most "
+        f"{MAX_SPAN_FACTOR}× the default span's length",
+    )
     e.set_defaults(func=cmd_evaluate)
 
     y = sub.add_parser(
@@ -647,17 +991,33 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hnnkit`` console script."""
-    args = build_parser().parse_args(argv)
-    import torch
+    from .files import describe_os_error
 
-    # The paper's networks are small (200 units): intra-op threading costs more than it gains
-    # and collapses under contention, so one thread is the default; raise it with --threads.
-    torch.set_num_threads(max(1, args.threads))
+    args = build_parser().parse_args(argv)
     try:
+        _set_threads(args.threads)
         return args.func(args)
-    except (HnnkitValueError, UnknownNameError, DataFileError) as exc:
+    except (HnnkitValueError, UnknownNameError, DataFileError, NonFiniteLossError) as exc:
         print(f"hnnkit {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a read-only directory, a full disk, a path under a file
+        print(f"hnnkit {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
+
+
+def _set_threads(threads: int) -> None:
+    """``--threads``: between 1 and :data:`MAX_THREADS_PER_CPU` per CPU core."""
+    import torch
+
+    most = MAX_THREADS_PER_CPU * (os.cpu_count() or 1)
+    if not 1 <= threads <= most:
+        raise HnnkitValueError(
+            f"--threads must be between 1 and {most} ({MAX_THREADS_PER_CPU} per CPU core), got "
+            f"{threads}"
+        )
+    # The paper's networks are small (200 units): intra-op threading costs more than it gains
+    # and collapses under contention, so one thread is the default; raise it with --threads.
+    torch.set_num_threads(threads)
 
 
 if __name__ == "__main__":

@@ -151,10 +151,12 @@ def fit(
     check_choice("optimizer", optimizer, OPTIMIZERS)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise HnnkitValueError(f"steps must be a non-negative integer, got {steps!r}")
-    if not (isinstance(lr, int | float) and lr > 0):
-        raise HnnkitValueError(f"lr must be > 0, got {lr!r}")
-    if weight_decay < 0:
-        raise HnnkitValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+    if not (isinstance(lr, int | float) and math.isfinite(lr) and lr > 0):
+        raise HnnkitValueError(f"lr must be a finite number > 0, got {lr!r}")
+    if not (
+        isinstance(weight_decay, int | float) and math.isfinite(weight_decay) and weight_decay >= 0
+    ):
+        raise HnnkitValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
     if log_every < 1:
         raise HnnkitValueError(f"log_every must be >= 1, got {log_every!r}")
     if resume and run_dir is None:
