@@ -1,9 +1,11 @@
 """``hnnkit train --model kan`` and ``hnnkit symbolic``: a short run end to end, and the errors."""
 
+import copy
 import json
 import shutil
 
 import pytest
+import sympy
 import torch
 
 from hnnkit.cli import main
@@ -144,24 +146,111 @@ def test_symbolic_errors_are_clear(kan_run, tmp_path, capsys):
     assert "these subdirectories do" in error(tmp_path) and "kan-hnn" in error(tmp_path)
 
 
-def test_a_dissipative_kan_run_gives_h_and_d_from_the_command_line(tmp_path, capsys):
-    run = tmp_path / "damped"
+@pytest.fixture(scope="module")
+def damped_run(tmp_path_factory):
+    """The README's dissipative run: two KANs on 8 noise-free damped-spring trajectories."""
+    root = tmp_path_factory.mktemp("kan-damped")
+    run = root / "damped"
     argv = ["train", "--system", "damped-spring", "--model", "kan", "--dissipative"]
     argv += ["--noise-std", "0", "--n-trajectories", "8", "--steps", "25", "--quiet"]
-    assert main([*argv, "--out", str(run)]) == 0
+    with pytest.MonkeyPatch.context() as mp:  # the module scope cannot use the autouse fixture
+        mp.setenv("HNNKIT_CACHE", str(root / "cache"))
+        assert main([*argv, "--out", str(run)]) == 0
+    return run
+
+
+Q, P = sympy.symbols("q p", real=True)
+
+
+def _terms(coefficients: dict[str, float]) -> dict[sympy.Expr, float]:
+    """A ``--json`` coefficient table as term → coefficient, the constant ``"1"`` left out."""
+    parsed = {sympy.sympify(k, locals={"q": Q, "p": P}): v for k, v in coefficients.items()}
+    return {term: v for term, v in parsed.items() if term != 1}
+
+
+def _expr_terms(expr: sympy.Expr) -> dict[sympy.Expr, float]:
+    coefs = sympy.expand(expr).as_coefficients_dict()
+    return {term: float(c) for term, c in coefs.items() if term != 1}
+
+
+def _assert_exact_pair(h: dict, d: dict, tol: float) -> None:
+    """H = q² + p² + c and D = 0.05 p² (= γp²/2, γ = 0.1) within ``tol``, no other term."""
+    assert set(h) == {Q**2, P**2} and set(d) == {P**2}, (h, d)
+    assert abs(h[Q**2] - 1) < tol and abs(h[P**2] - 1) < tol and abs(d[P**2] - 0.05) < tol
+
+
+def test_a_dissipative_kan_run_gives_h_and_d_from_the_command_line(damped_run, tmp_path, capsys):
+    run = damped_run
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["kan"]["dissipative"] is True and cfg["kan"]["widths"] == [2, 1, 1]
+    for library in ("default", "quadratic"):  # quadratic: the noisy-data choice
+        out_json = tmp_path / f"{library}.json"
+        assert main(["symbolic", str(run), "--library", library, "--json", str(out_json)]) == 0
+        info = json.loads(out_json.read_text())
+        h, d = _terms(info["hamiltonian"]["coefficients"]), _terms(info["dissipation_coefficients"])
+        _assert_exact_pair(h, d, 1e-9)  # the raw refit
+        printed = sympy.sympify(info["dissipation"], locals={"q": Q, "p": P})
+        assert _expr_terms(printed) == {P**2: 0.05}  # what the first lines print
+        nice_h = sympy.sympify(info["hamiltonian"]["formula"], locals={"q": Q, "p": P})
+        assert _expr_terms(nice_h) == {Q**2: 1.0, P**2: 1.0}
+        assert info["losses"]["test"] < 1e-20
+        assert info["checks"]["d_nonnegative"] and info["checks"]["h_bounded_below"]
     capsys.readouterr()
-    out_json = tmp_path / "formula.json"
-    assert main(["symbolic", str(run), "--json", str(out_json)]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("H = p**2 + q**2") and lines[1] == "D = 0.05*p**2  (rayleigh)"
-    info = json.loads(out_json.read_text())
-    assert abs(info["dissipation_coefficients"]["p**2"] - 0.05) < 1e-4  # gamma / 2
-    assert main(["symbolic", str(run), "--library", "quadratic"]) == 0  # the noisy-data choice
-    assert "D = 0.05*p**2  (rayleigh)" in capsys.readouterr().out
-    assert abs(info["hamiltonian"]["coefficients"]["q**2"] - 1) < 1e-3
-    assert info["losses"]["test"] < 1e-20
     # evaluate rebuilds the two-KAN model from config.json and the checkpoint
-    assert main(["evaluate", str(run), "--t-span", "0", "1"]) == 0
-    assert json.loads((run / "metrics.json").read_text())["rollout_mse"]["mean"] < 1e-3
+    evaluated = shutil.copytree(run, tmp_path / "run")  # evaluate rewrites metrics.json
+    assert main(["evaluate", str(evaluated), "--t-span", "0", "1"]) == 0
+    assert json.loads((evaluated / "metrics.json").read_text())["rollout_mse"]["mean"] < 1e-3
+
+
+def _perturbed(kan, rel: float, gen: torch.Generator):
+    """A copy of ``kan`` with every parameter multiplied by ``1 + rel·N(0, 1)``."""
+    clone = copy.deepcopy(kan)
+    with torch.no_grad():
+        for prm in clone.parameters():
+            prm.mul_(1 + rel * torch.randn(prm.shape, generator=gen, dtype=prm.dtype))
+    return clone
+
+
+def test_the_dissipative_run_reads_back_the_same_on_any_machine(damped_run):
+    from hnnkit.models import DissipativeHNN
+    from hnnkit.symbolic import _load_run, extract_dissipative, extract_from_run
+
+    threads = torch.get_num_threads()
+    found = {}
+    try:  # the same trained model read back with one and with two threads
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            found[n] = extract_from_run(damped_run)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.get_num_threads() == threads
+    for pick in (lambda f: f.hamiltonian.expr, lambda f: f.expr):
+        one, two = _expr_terms(pick(found[1])), _expr_terms(pick(found[2]))
+        assert set(one) == set(two)
+        assert all(abs(one[t] - two[t]) < 1e-9 for t in one), (one, two)
+    reference = found[1]
+    _assert_exact_pair(_expr_terms(reference.hamiltonian.expr), _expr_terms(reference.expr), 1e-9)
+
+    kan, _, data, (dkan, form) = _load_run(damped_run)
+    gen = torch.Generator().manual_seed(0)
+
+    def model(rel: float) -> DissipativeHNN:
+        return DissipativeHNN(
+            2,
+            energy_net=_perturbed(kan, rel, gen),
+            dissipation_net=_perturbed(dkan, rel, gen),
+            form=form,
+        )
+
+    moved = tuple(
+        t * (1 + 1e-12 * torch.randn(t.shape, generator=gen, dtype=t.dtype)) for t in data
+    )
+    for again in (extract_dissipative(model(1e-12), data), extract_dissipative(model(0), moved)):
+        assert set(_expr_terms(again.hamiltonian.expr)) == set(
+            _expr_terms(reference.hamiltonian.expr)
+        )
+        assert set(_expr_terms(again.expr)) == set(_expr_terms(reference.expr))
+    # 1e-7: what another machine's BLAS accumulates over the 25 L-BFGS steps
+    other = extract_dissipative(model(1e-7), data)
+    _assert_exact_pair(_expr_terms(other.hamiltonian.expr), _expr_terms(other.expr), 1e-6)
+    assert _expr_terms(other.nice) == {P**2: 0.05}

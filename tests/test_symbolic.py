@@ -125,6 +125,28 @@ def test_drop_terms_removes_what_the_loss_does_not_need(spring_data):
     assert set(sympy.expand(simple).as_coefficients_dict()) == {Q**2, P**2, sympy.Integer(1)}
 
 
+@pytest.mark.parametrize("eps, kept", [(1e-2, True), (1e-5, False)])
+def test_drop_terms_keeps_a_term_only_on_held_out_evidence(spring_data, eps, kept):
+    from hnnkit.phase_space import symplectic
+    from hnnkit.symbolic import SELECT_ATOL, _expr_gradient
+
+    # noise-free data of H = q² + p² + eps·q³: removing q³ raises the loss by about
+    # (3·eps)²·mean(q⁴), 3e-5 of the target variance for eps = 1e-2 and 3e-11 for 1e-5
+    truth = Q**2 + P**2 + eps * Q**3
+    (x, _), (xt, _) = spring_data.split("train"), spring_data.split("test")
+    dx, dxt = (symplectic(_expr_gradient(truth, (Q, P), s.double())) for s in (x, xt))
+    start = sympy.Float(1.1) * Q**2 + sympy.Float(0.9) * P**2 + sympy.Float(2 * eps) * Q**3
+    start, _ = refit_coefficients(start, (Q, P), x, dx)
+    simple, loss, dropped = drop_terms(start, (Q, P), x, dx, x_val=xt, dx_val=dxt)
+    terms = _terms(simple)
+    assert (Q**3 in terms) is kept and len(dropped) == (0 if kept else 1)
+    assert abs(terms[Q**2] - 1) < 1e-3 and abs(terms[P**2] - 1) < 1e-9
+    if kept:
+        assert abs(terms[Q**3] - eps) < 1e-9 * eps and loss < 1e-25
+    else:
+        assert 0 < loss <= SELECT_ATOL * float(dxt.var(0).mean())  # the held-out loss
+
+
 # -- end to end on the noise-free spring --------------------------------------------------------
 @pytest.fixture(scope="module")
 def spring_kan(spring_data):
@@ -203,12 +225,38 @@ def test_extract_uses_only_edges_that_reach_the_energy(spring_data):
         extract_hamiltonian(kan, spring_data.split("train"), output_index=2)
 
 
-def test_a_dissipative_kan_hnn_gives_back_the_energy_and_the_friction_exactly():
-    from hnnkit.models import DissipativeHNN
-    from hnnkit.symbolic import extract_dissipative
+# -- the damped spring: H and D together ------------------------------------------------------
+def _terms(expr: sympy.Expr) -> dict[sympy.Expr, float]:
+    """Monomial (or other term) → coefficient of the expanded formula, the constant left out."""
+    coefs = sympy.expand(expr).as_coefficients_dict()
+    return {term: float(c) for term, c in coefs.items() if term != 1}
 
+
+def _assert_exact_damped_spring(found, tol: float) -> None:
+    """H = q² + p² + c and D = 0.05 p² (= γp²/2, γ = 0.1), raw coefficients within ``tol``."""
+    h, d = _terms(found.hamiltonian.expr), _terms(found.expr)
+    assert set(h) == {Q**2, P**2} and set(d) == {P**2}, (found.hamiltonian.expr, found.expr)
+    assert abs(h[Q**2] - 1) < tol and abs(h[P**2] - 1) < tol and abs(d[P**2] - 0.05) < tol
+    assert _terms(found.nice) == {P**2: 0.05}
+    assert _terms(found.hamiltonian.nice) == {Q**2: 1.0, P**2: 1.0}
+
+
+@pytest.fixture(scope="module")
+def damped_data():
     # damped spring: dq/dt = 2p, dp/dt = -2q - 0.1 p, i.e. H = q^2 + p^2 and D = 0.05 p^2
-    data = generate("damped-spring", n_trajectories=8, seed=0, noise_std=0.0)
+    return generate("damped-spring", n_trajectories=8, seed=0, noise_std=0.0)
+
+
+@pytest.fixture(scope="module")
+def damped(damped_data):
+    """A DissipativeHNN with two KANs [2, 1, 1], 25 L-BFGS steps on 8 noise-free trajectories.
+
+    The command-line test (test_kan_cli.py) checks the same pair from a run of
+    `hnnkit train`, across thread counts and under perturbations of the network and data.
+    """
+    from hnnkit.models import DissipativeHNN
+
+    data = damped_data
     gen = torch.Generator().manual_seed(0)
     x, _ = data.split("train")
 
@@ -219,14 +267,74 @@ def test_a_dissipative_kan_hnn_gives_back_the_energy_and_the_friction_exactly():
 
     model = DissipativeHNN(2, energy_net=kan(), dissipation_net=kan(), form="rayleigh")
     fit(model, data, optimizer="lbfgs", steps=25, weight_decay=0.0, quiet=True, log_every=25)
-    found = extract_dissipative(model, data)
-    q, p = found.hamiltonian.symbols
-    h = found.hamiltonian.nice
-    assert sympy.expand(h - h.as_independent(q, p, as_Add=True)[0]) == q**2 + p**2
-    assert found.nice == sympy.Float(0.05) * p**2
-    assert abs(float(found.expr.coeff(p, 2)) - 0.05) < 1e-4  # the raw refit, before rounding
+    return model, data
+
+
+@pytest.fixture(scope="module")
+def damped_found(damped):
+    from hnnkit.symbolic import extract_dissipative
+
+    return extract_dissipative(*damped)
+
+
+def test_a_dissipative_kan_hnn_gives_back_the_energy_and_the_friction_exactly(damped_found):
+    found = damped_found
+    _assert_exact_damped_spring(found, 1e-9)
     assert found.losses["train"] < 1e-20 and found.losses["test"] < 1e-20  # an exact field
+    assert found.checks["d_nonnegative"] and found.checks["d_min_on_data"] >= 0
+    assert found.checks["d_pruned"] == [] and found.checks["h_bounded_below"]
     assert str(found).startswith("H = ") and "(rayleigh)" in str(found)
+
+
+def _damped_spring_targets(x: torch.Tensor, d: sympy.Expr) -> torch.Tensor:
+    """Derivatives of H = q² + p² with the rayleigh dissipation ``d``: J∇H + (0, -∂D/∂p)."""
+    from hnnkit.phase_space import symplectic
+    from hnnkit.symbolic import _dissipation_field, _expr_gradient
+
+    rayleigh = _dissipation_field("rayleigh")
+    x = x.double()
+    return symplectic(_expr_gradient(Q**2 + P**2, (Q, P), x)) + rayleigh(
+        _expr_gradient(d, (Q, P), x)
+    )
+
+
+def test_a_dissipation_that_is_negative_on_the_data_loses_its_odd_terms(damped_data):
+    from hnnkit.phase_space import symplectic
+    from hnnkit.symbolic import _dissipation_field, _make_dissipative, _nonnegative_on
+
+    x = damped_data.split("train")[0].double()
+    assert float(x[:, 0].min()) < -0.5  # so that D below is negative on the data
+    d_true = sympy.Float(0.05) * P**2 + sympy.Float(0.15) * P**2 * Q  # < 0 where q < -1/3
+    assert not _nonnegative_on(d_true, (Q, P), x)[0]
+    dx = _damped_spring_targets(x, d_true)
+    parts = [(sympy.Float(1.0) * Q**2 + sympy.Float(1.0) * P**2, symplectic)]
+    parts.append((d_true, _dissipation_field("rayleigh")))
+    fixed, checks = _make_dissipative(parts, (Q, P), x, dx, x, max_iter=200)
+    assert checks["d_nonnegative"] and checks["d_min_on_data"] >= 0
+    assert [
+        sympy.sympify(t, locals={"q": Q, "p": P}).as_coeff_Mul()[1] for t in checks["d_pruned"]
+    ] == [P**2 * Q]
+    d = _terms(fixed[1][0])
+    assert set(d) == {P**2} and d[P**2] > 0
+    # a friction that feeds energy in cannot be made a dissipation: it is kept and reported
+    anti = sympy.Float(-0.05) * P**2
+    parts = [parts[0], (anti, _dissipation_field("rayleigh"))]
+    with pytest.warns(UserWarning, match="not a dissipation"):
+        kept, checks = _make_dissipative(
+            parts, (Q, P), x, _damped_spring_targets(x, anti), x, max_iter=200
+        )
+    assert not checks["d_nonnegative"] and checks["d_min_on_data"] < 0
+    assert abs(_terms(kept[1][0])[P**2] + 0.05) < 1e-12
+
+
+def test_energy_check_finds_an_energy_that_falls_off_the_data(spring_data):
+    from hnnkit.symbolic import energy_check
+
+    x = spring_data.split("train")[0]
+    good = energy_check(Q**2 + P**2, (Q, P), x)
+    assert good["h_bounded_below"] and good["h_min_on_box"] < good["h_min_on_data"]
+    assert good["h_min_on_data"] == pytest.approx(float(x.pow(2).sum(-1).min()))
+    assert not energy_check(P**2 - Q**2, (Q, P), x)["h_bounded_below"]  # a saddle
 
 
 def test_extract_dissipative_explains_what_it_needs(gen):
