@@ -1022,6 +1022,7 @@ def _make_dissipative(
                 parts, pruned = trial, remove
                 break
         if not ok:
+            lo = _nonnegative_on(parts[1][0], symbols, states)[1]
             warnings.warn(
                 f"the extracted dissipation D = {parts[1][0]} is negative on the data "
                 f"(min {lo:.3g}): it is not a dissipation; try library=QUADRATIC_LIBRARY or "
@@ -1029,7 +1030,6 @@ def _make_dissipative(
                 UserWarning,
                 stacklevel=3,
             )
-            lo = _nonnegative_on(parts[1][0], symbols, states)[1]
     return parts, {"d_min_on_data": lo, "d_nonnegative": ok, "d_pruned": [str(t) for t in pruned]}
 
 
