@@ -18,6 +18,8 @@ from ..errors import DataFileError, HnnkitValueError
 from ..files import atomic_write_npz
 
 _FORMAT_VERSION = 1
+#: The fraction of trajectories held out by :func:`from_arrays` and the file loaders.
+DEFAULT_TEST_FRACTION = 0.2
 
 
 @dataclass(frozen=True, eq=False)
@@ -307,7 +309,7 @@ def from_arrays(
     derivatives: Tensor | np.ndarray | None = None,
     t: Tensor | np.ndarray | None = None,
     *,
-    test_fraction: float = 0.2,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
     config: dict[str, Any] | None = None,
 ) -> Dataset:
     """Build a :class:`Dataset` from your own trajectories.
