@@ -30,25 +30,25 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import torch
 from torch import Tensor, nn
 
 from ..data import Dataset, generate
-from ..errors import HnnkitValueError, NonFiniteLossError, check_choice
+from ..errors import HnnkitValueError, check_choice
 from ..files import atomic_write_json, atomic_write_text
 from ..integrate import odeint
-from ..models import HNN, MLP, DissipativeHNN
-from ..models.kan import KAN, find_kan, kan_regularizer
-from ..report.figures import STYLE as REPORT_STYLE
-from ..report.figures import save
+from ..models import HNN, MLP
+from ..models import kan_hnn as _kan_hnn
+from ..models.kan import kan_regularizer
+from ..report.kan import LABELS, plot_kan_diagram, plot_losses, plot_rollouts
 from ..symbolic import DEFAULT_LIBRARY, SymbolicHamiltonian, extract_hamiltonian, save_kan_run
 from ..systems import HamiltonianSystem, get_system
+from ..train import derivative_loss, parameter_l1, train_with_restarts
 from ._seeds import run_seeds
 
 #: The report's final losses (train, test) after 20 000 L-BFGS steps, float32, pykan 0.0.5.
@@ -144,80 +144,9 @@ VARIANTS: dict[str, Variant] = {
 Regularizer = Callable[[nn.Module], Tensor]
 
 
-def make_kan_hnn(
-    widths: Sequence[int] = (2, 1, 2),
-    *,
-    grid: int = 5,
-    generator: torch.Generator,
-    x: Tensor | None = None,
-    dtype: torch.dtype = torch.float64,
-    device: torch.device | str | None = None,
-) -> HNN:
-    """A KAN-HNN whose energy is the KAN's last output: ``HNN(widths[0], energy_net=KAN(...))``.
-
-    The KAN has cubic splines on ``grid`` intervals over ``(-2, 2)``. With ``x``, the first
-    layer's grid is then fitted to ``x`` (:meth:`~hnnkit.models.kan.KAN.update_grid` with
-    ``layers=[0]``); the hidden grids keep the wide initial range, which a freshly initialised
-    hidden node needs (see the method's notes).
-
-    Args:
-        widths: node counts from the phase-space inputs to the outputs (default the report's
-            ``(2, 1, 2)``, whose output 0 is unused).
-        grid: spline intervals per edge (default 5).
-        generator: initialisation randomness (only read).
-        x: training states ``(N, widths[0])`` to fit the input grid to (default: none).
-        dtype: parameter dtype (default float64).
-        device: parameter device (default: torch's default device).
-
-    Raises:
-        HnnkitValueError: on invalid widths or grid (see :class:`~hnnkit.models.kan.KAN`).
-    """
-    kan = KAN(
-        list(widths),
-        grid,
-        3,
-        grid_range=(-2.0, 2.0),
-        generator=generator,
-        dtype=dtype,
-        device=device,
-    )
-    if x is not None:
-        kan.update_grid(x.to(kan.act_fun[0].coef), layers=[0])
-    return HNN(kan.widths[0], energy_net=kan, output_index=kan.widths[-1] - 1)
-
-
-def make_kan_dhnn(
-    widths: Sequence[int] = (2, 1, 1),
-    *,
-    grid: int = 5,
-    generator: torch.Generator,
-    x: Tensor | None = None,
-    dtype: torch.dtype = torch.float64,
-    device: torch.device | str | None = None,
-) -> DissipativeHNN:
-    """A rayleigh-form :class:`~hnnkit.models.DissipativeHNN` whose energy and dissipation are
-    both KANs of ``widths`` (one output each), built like :func:`make_kan_hnn`'s.
-
-    :func:`hnnkit.symbolic.extract_dissipative` reads both back as formulas.
-
-    Raises:
-        HnnkitValueError: if ``widths`` does not end in one output, or as :func:`make_kan_hnn`.
-    """
-    if widths[-1] != 1:
-        raise HnnkitValueError(
-            f"a dissipative KAN-HNN needs KANs with one output (H and D), got widths "
-            f"{','.join(map(str, widths))}; e.g. {widths[0]},1,1"
-        )
-    nets = [
-        make_kan_hnn(widths, grid=grid, generator=generator, x=x, dtype=dtype, device=device)
-        for _ in range(2)
-    ]
-    return DissipativeHNN(
-        widths[0],
-        energy_net=nets[0].energy_net,
-        dissipation_net=nets[1].energy_net,
-        form="rayleigh",
-    )
+# Moved to hnnkit.models.kan_hnn (the ``kan`` model of the registry); aliases kept for callers.
+make_kan_hnn = _kan_hnn.make_kan_hnn
+make_kan_dhnn = _kan_hnn.make_kan_dhnn
 
 
 def make_model(name: str, *, generator: torch.Generator, dtype: torch.dtype = torch.float64) -> HNN:
@@ -241,195 +170,6 @@ def restart_seed(seed: int, restart: int) -> int:
     return 1000 * seed + restart
 
 
-def _parameter_l1(lamb: float) -> Regularizer:
-    def regularizer(model: nn.Module) -> Tensor:
-        return lamb * sum(p.abs().sum() for p in model.parameters() if p.requires_grad)
-
-    return regularizer
-
-
-def _train(
-    model: nn.Module,
-    data: Dataset,
-    *,
-    steps: int,
-    log_every: int,
-    regularizer: Regularizer | None,
-    chunk: int | None,
-    rtol: float,
-    quiet: bool,
-    fit_options: dict[str, Any],
-) -> dict[str, Any]:
-    """:func:`hnnkit.train.fit`, in chunks with a plateau stop when ``chunk`` is set."""
-    from ..train import fit
-
-    history: list[dict[str, float]] = []
-    done, seconds, previous = 0, 0.0, math.inf
-    chunk = chunk or steps
-    while done < steps:
-        n = min(chunk, steps - done)
-        res = fit(
-            model,
-            data,
-            steps=n,
-            log_every=min(log_every, n),
-            regularizer=regularizer,
-            quiet=quiet,
-            **fit_options,
-        )
-        history += [
-            {**h, "step": h["step"] + done, "seconds": h["seconds"] + seconds} for h in res.history
-        ]
-        done += n
-        seconds += res.seconds
-        objective = res.history[-1]["batch_loss"] if res.history else math.nan
-        if (
-            done < steps
-            and math.isfinite(previous)
-            and previous - objective <= rtol * abs(previous)
-        ):
-            break
-        previous = objective
-    return {"history": history, "steps": done, "seconds": seconds}
-
-
-def _objective(model: nn.Module, data: Dataset, regularizer: Regularizer | None) -> float:
-    from ..train import derivative_loss
-
-    p = next(model.parameters())
-    x, dx = (v.to(p.device, p.dtype) for v in data.split("train"))
-    with torch.enable_grad():  # the HNN's vector field differentiates the energy
-        value = derivative_loss(model, x, dx)
-        if regularizer is not None:
-            value = value + regularizer(model)
-    return float(value.detach())
-
-
-def train_with_restarts(
-    build: Callable[[int], tuple[HNN, Regularizer | None]],
-    data: Dataset,
-    *,
-    steps: int,
-    restarts: int = 1,
-    restart_steps: int | None = None,
-    grids: Sequence[int] | None = None,
-    log_every: int = 1,
-    plateau_chunk: int | None = None,
-    plateau_rtol: float = 0.0,
-    quiet: bool = True,
-    fit_options: dict[str, Any] | None = None,
-) -> tuple[HNN, dict[str, Any]]:
-    """Train an HNN with restarts and, for a KAN energy, the grid schedule of this experiment.
-
-    1. ``restarts > 1``: the candidates ``build(0)``, ..., ``build(restarts - 1)`` each train
-       for ``restart_steps``; the one with the lowest training objective (loss plus
-       regulariser; a candidate whose loss became non-finite scores ``inf``) is kept and
-       continues. KANs shaped like ``[2, 1, 1]`` converge only from some initialisations.
-    2. With ``grids`` (a KAN energy): training continues to a quarter of ``steps`` (the restart
-       steps count) on the initial grids. Every grid is then refitted to the range its inputs
-       take (:meth:`~hnnkit.models.kan.KAN.update_grid`, margin 0.1) and the steps left are
-       split over ``grids``, with :meth:`~hnnkit.models.kan.KAN.refine` between sizes.
-    3. Without ``grids``: the steps left, in one run.
-
-    Used by :func:`run_kan_spring` and by ``hnnkit train --model kan``.
-
-    Args:
-        build: restart index → ``(untrained model, regularizer or None)``.
-        data: the dataset; training uses its train split.
-        steps: total optimisation steps, restart steps included (an upper bound with
-            ``plateau_chunk``).
-        restarts: candidates to try (default 1: no choice).
-        restart_steps: steps of each candidate before the choice (default ``None``: a quarter
-            of ``steps``, at least 1); capped at ``steps``.
-        grids: grid sizes of a KAN energy in order, e.g. ``(5,)`` or ``(5, 10, 20)``; ``None``
-            (default) for a network without grids.
-        log_every: steps between logged train/test losses (default 1).
-        plateau_chunk: after the restarts, train in chunks of this many steps and stop a stage
-            when a chunk lowers the objective by less than ``plateau_rtol`` (default ``None``:
-            no plateau stop).
-        plateau_rtol: relative improvement below which a chunk counts as a plateau.
-        quiet: no progress bars (default ``True``).
-        fit_options: passed to :func:`hnnkit.train.fit` (default: full-batch L-BFGS at lr
-            1e-3, the report's).
-
-    Returns:
-        ``(model, log)``; ``log`` holds ``history`` (steps counted from the start, the chosen
-        candidate's restart steps included), ``steps``, ``seconds`` (all candidates),
-        ``restart_objectives`` and, with several candidates, ``restart_chosen``.
-
-    Raises:
-        HnnkitValueError: on ``steps < 1``, ``restarts < 1`` or ``restart_steps < 0``.
-        NonFiniteLossError: when the kept model's loss becomes non-finite.
-    """
-    for name, value, low in (("steps", steps, 1), ("restarts", restarts, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise HnnkitValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    if restart_steps is not None and not restart_steps >= 0:
-        raise HnnkitValueError(f"restart_steps must be >= 0, got {restart_steps!r}")
-    options = {"optimizer": "lbfgs", "lr": LR, **(fit_options or {})}
-    log: dict[str, Any] = {"history": [], "steps": 0, "seconds": 0.0, "restart_objectives": []}
-
-    def stage(model: nn.Module, reg: Regularizer | None, n: int, chunk: int | None) -> dict:
-        return _train(
-            model,
-            data,
-            steps=n,
-            log_every=log_every,
-            regularizer=reg,
-            chunk=chunk,
-            rtol=plateau_rtol,
-            quiet=quiet,
-            fit_options=options,
-        )
-
-    if restarts > 1:
-        n_first = min(restart_steps or max(1, steps // 4), steps)
-        scored = []
-        for r in range(restarts):
-            model, reg = build(r)
-            try:
-                part = stage(model, reg, n_first, None)
-                score = _objective(model, data, reg)
-            except NonFiniteLossError:
-                part, score = {"history": [], "steps": n_first, "seconds": 0.0}, math.inf
-            log["seconds"] += part["seconds"]
-            scored.append((score if math.isfinite(score) else math.inf, part, model, reg))
-        best = min(range(restarts), key=lambda k: scored[k][0])
-        _, part, model, reg = scored[best]
-        log.update(history=part["history"], steps=part["steps"], restart_chosen=best)
-        log["restart_objectives"] = [s[0] for s in scored]
-    else:
-        model, reg = build(0)
-
-    def run(n: int, chunk: int | None) -> None:
-        if n < 1:
-            return
-        part = stage(model, reg, n, chunk)
-        offset = log["steps"]
-        log["history"] += [{**h, "step": h["step"] + offset} for h in part["history"]]
-        log["steps"] += part["steps"]
-        log["seconds"] += part["seconds"]
-
-    if grids is None:
-        run(steps - log["steps"], plateau_chunk)
-        return model, log
-    grids = tuple(grids)
-    kan = find_kan(model)
-    x_train = data.split("train")[0].to(kan.act_fun[0].coef)
-    # Warm-up on the initial grids, then every grid refitted to the range its inputs now take
-    # (the hidden node has left its tiny initial range: on the pendulum it sits in [2, 4.2],
-    # outside the initial [-2, 2]), then the steps left split over the grid sizes.
-    run(max(1, steps // 4) - log["steps"], plateau_chunk)
-    remaining = steps - log["steps"]
-    for k, grid in enumerate(grids):
-        kan.update_grid(x_train, margin=0.1)
-        if grid != kan.grid_size:
-            kan.refine(grid)
-        n = remaining // len(grids) + (remaining % len(grids) if k == len(grids) - 1 else 0)
-        run(n, plateau_chunk)
-    return model, log
-
-
 def _train_model(
     name: str,
     data: Dataset,
@@ -451,7 +191,7 @@ def _train_model(
             model.energy_net.update_grid(x_train, layers=[0])
         reg = None
         if name.endswith("-l1"):
-            reg = kan_regularizer(x_train, LAMBDA_L1) if is_kan else _parameter_l1(LAMBDA_L1)
+            reg = kan_regularizer(x_train, LAMBDA_L1) if is_kan else parameter_l1(LAMBDA_L1)
         return model, reg
 
     model, log = train_with_restarts(
@@ -473,251 +213,12 @@ def _train_model(
 
 
 def _losses(model: nn.Module, data: Dataset) -> tuple[float, float]:
-    from ..train import derivative_loss
-
     p = next(model.parameters())
     out = []
     for part in ("train", "test"):
         x, dx = (v.to(p.device, p.dtype) for v in data.split(part))
         out.append(float(derivative_loss(model, x, dx).detach()))
     return out[0], out[1]
-
-
-# -- figures --------------------------------------------------------------------------------------
-COLORS = {
-    "truth": "black",
-    "mlp-hnn": "#1f77b4",
-    "mlp-hnn-l1": "#17becf",
-    "kan-hnn": "#9467bd",
-    "kan-hnn-l1": "#e377c2",
-    "kan-symbolic": "#2ca02c",
-}
-LABELS = {
-    "truth": "ground truth",
-    "mlp-hnn": "MLP-HNN",
-    "mlp-hnn-l1": "MLP-HNN + L1",
-    "kan-hnn": "KAN-HNN",
-    "kan-hnn-l1": "KAN-HNN + L1",
-    "kan-symbolic": "extracted formula",
-}
-STYLE = {**REPORT_STYLE, "svg.fonttype": "none"}  # SVG text stays text
-
-
-def plot_losses(logs: dict[str, dict[str, Any]], stem: Path) -> list[Path]:
-    """One panel per model: train and test derivative MSE against L-BFGS step (log scale)."""
-    with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(2, 2, figsize=(10, 7), sharex=True)
-        for ax, name in zip(axes.flat, MODELS, strict=True):
-            hist = logs[name]["history"]
-            steps = [h["step"] for h in hist]
-            ax.plot(
-                steps,
-                [h["train_loss"] for h in hist],
-                "-",
-                color=COLORS[name],
-                lw=1.8,
-                label="train",
-            )
-            ax.plot(steps, [h["test_loss"] for h in hist], "--", color="0.3", lw=1.4, label="test")
-            ax.set_yscale("log")
-            ax.set_title(LABELS[name])
-            ax.set_ylabel("derivative MSE")
-            ax.legend(loc="upper right")
-        for ax in axes[-1]:
-            ax.set_xlabel("L-BFGS step")
-            ax.xaxis.get_major_locator().set_params(integer=True)
-        fig.suptitle("Train and test loss (without the L1 penalty)", fontsize=13)
-        fig.tight_layout()
-        return save(fig, stem)
-
-
-def plot_rollouts(
-    t: Tensor, trajs: dict[str, Tensor], energies: dict[str, Tensor], stem: Path
-) -> dict[str, list[Path]]:
-    """Phase-space rollouts, coordinate MSE vs time and energy vs time, as three figures."""
-    tt = t.cpu().numpy()
-    out = {}
-    with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(5.6, 5.2))
-        for name, traj in trajs.items():
-            x = traj.cpu().numpy()
-            style = {"lw": 3.0, "alpha": 0.5} if name == "truth" else {"lw": 1.4}
-            ls = ":" if name == "kan-symbolic" else "-"
-            ax.plot(x[:, 0], x[:, 1], ls, color=COLORS[name], label=LABELS[name], **style)
-        x0 = trajs["truth"][0].cpu().numpy()
-        ax.plot([x0[0]], [x0[1]], "o", color="purple", ms=7, label="start", zorder=5)
-        ax.set_xlabel("position q")
-        ax.set_ylabel("momentum p")
-        ax.set_aspect("equal", adjustable="datalim")
-        ax.set_title(f"Phase-space rollouts, t ∈ [0, {tt[-1]:g}]")
-        ax.legend(loc="upper right", framealpha=0.9)
-        fig.tight_layout()
-        out["rollout_phase"] = save(fig, stem.with_name(stem.name + "_phase"))
-
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        for name, traj in trajs.items():
-            if name == "truth":
-                continue
-            mse = (traj - trajs["truth"]).pow(2).mean(-1).cpu().numpy()
-            ax.plot(
-                tt[1:],
-                mse[1:],
-                ":" if name == "kan-symbolic" else "-",
-                color=COLORS[name],
-                label=LABELS[name],
-                lw=1.6,
-            )
-        ax.set_yscale("log")
-        ax.set_xlabel("time t")
-        ax.set_ylabel("MSE of (q, p) vs ground truth")
-        ax.set_title("Rollout error")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        fig.tight_layout()
-        out["rollout_mse"] = save(fig, stem.with_name(stem.name + "_mse"))
-
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        for name, e in energies.items():
-            style = {"lw": 3.0, "alpha": 0.5} if name == "truth" else {"lw": 1.4}
-            ax.plot(
-                tt,
-                e.cpu().numpy(),
-                ":" if name == "kan-symbolic" else "-",
-                color=COLORS[name],
-                label=LABELS[name],
-                **style,
-            )
-        ax.set_xlabel("time t")
-        ax.set_ylabel("true energy H(q, p) along the rollout")
-        ax.set_title("Energy along the rollouts")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
-        fig.tight_layout()
-        out["rollout_energy"] = save(fig, stem.with_name(stem.name + "_energy"))
-    return out
-
-
-def plot_kan_diagram(
-    kans: dict[str, KAN],
-    x: Tensor,
-    stem: Path,
-    *,
-    input_names: tuple[str, ...] = ("q", "p"),
-    output_names: tuple[str, ...] = ("unused", "H"),
-    edge_labels: dict[str, dict[tuple[int, int, int], str]] | None = None,
-    subtitles: dict[str, str] | None = None,
-) -> list[Path]:
-    """Draw each KAN as nodes and edges, every edge with a small plot of its activation.
-
-    Each edge :math:`\\phi_{l,i,j}` is drawn as a line whose opacity follows its mean
-    absolute activation on ``x`` (relative to the strongest edge of its layer), with an
-    inset showing :math:`\\phi` over the range its input takes on ``x``. Pruned (masked)
-    edges are dashed and have no inset.
-
-    Args:
-        kans: title → KAN, drawn side by side.
-        x: samples ``(N, widths[0])`` (e.g. the training states).
-        stem: output path without suffix (``.png`` and ``.svg`` are written).
-        input_names: labels of the input nodes.
-        output_names: labels of the output nodes.
-        edge_labels: title → ``{(layer, i, j): text}`` shown above the insets (e.g. fits).
-        subtitles: title → a line shown under the title (e.g. the extracted formula).
-
-    Returns:
-        The written paths.
-    """
-    edge_labels = edge_labels or {}
-    subtitles = subtitles or {}
-    with plt.rc_context({**STYLE, "axes.grid": False}):
-        fig, axes = plt.subplots(1, len(kans), figsize=(4.6 * len(kans), 6.0), squeeze=False)
-        for ax, (title, kan) in zip(axes[0], kans.items(), strict=True):
-            ref = kan.act_fun[0].coef
-            with torch.no_grad():
-                acts = kan.activations(x.to(ref.device, ref.dtype))
-            depth = kan.depth
-            scores = [a.edges.abs().mean(0).cpu() for a in acts]
-            tops = [
-                float(s.max()) or 1.0 for s in scores
-            ]  # opacity relative to the layer's strongest edge
-
-            def pos(level: int, n: int, kan=kan) -> tuple[float, float]:
-                width = kan.widths[level]
-                return (n + 0.5) / width, float(level)
-
-            ax.set_xlim(0, 1)
-            ax.set_ylim(-0.35, depth + 0.35)
-            ax.axis("off")
-            for layer in range(depth):
-                lay = kan.act_fun[layer]
-                for i in range(kan.widths[layer]):
-                    for j in range(kan.widths[layer + 1]):
-                        (x0, y0), (x1, y1) = pos(layer, i), pos(layer + 1, j)
-                        live = bool(lay.mask[i, j] != 0)
-                        strength = (
-                            min(1.0, max(0.12, float(scores[layer][i, j]) / tops[layer]))
-                            if live
-                            else 0.25
-                        )
-                        ax.plot(
-                            [x0, x1],
-                            [y0, y1],
-                            "-" if live else "--",
-                            color="black",
-                            alpha=strength,
-                            lw=1.5,
-                            zorder=1,
-                        )
-                        if not live:
-                            continue
-                        xm, ym = (x0 + x1) / 2, (y0 + y1) / 2
-                        w, h = 0.22, 0.34
-                        inset = ax.inset_axes(
-                            [xm - w / 2, ym - h / 2, w, h], transform=ax.transData, zorder=3
-                        )
-                        z_in = acts[layer].inputs[:, i]
-                        z = torch.linspace(
-                            float(z_in.min()),
-                            float(z_in.max()),
-                            120,
-                            dtype=ref.dtype,
-                            device=ref.device,
-                        )
-                        with torch.no_grad():
-                            phi = kan.edge_function(layer, i, j, z)
-                        inset.plot(
-                            z.cpu().numpy(),
-                            phi.cpu().numpy(),
-                            color="#9467bd",
-                            lw=2.0,
-                            alpha=max(strength, 0.35),
-                        )
-                        inset.set_xticks([])
-                        inset.set_yticks([])
-                        inset.set_facecolor("white")
-                        for spine in inset.spines.values():
-                            spine.set_alpha(max(strength, 0.3))
-                        label = edge_labels.get(title, {}).get((layer, i, j))
-                        if label:
-                            inset.set_title(label, fontsize=9, pad=2)
-            for level in range(depth + 1):
-                for n in range(kan.widths[level]):
-                    px, py = pos(level, n)
-                    alive = kan.active_nodes()[level][n]
-                    ax.scatter(
-                        [px],
-                        [py],
-                        s=260,
-                        color="black" if alive else "white",
-                        edgecolors="black",
-                        zorder=4,
-                    )
-                    if level == 0 and n < len(input_names):
-                        ax.text(px, py - 0.12, input_names[n], ha="center", va="top", fontsize=13)
-                    if level == depth and n < len(output_names):
-                        text = output_names[n] + ("" if alive else " (pruned)")
-                        ax.text(px, py + 0.12, text, ha="center", va="bottom", fontsize=12)
-            sub = subtitles.get(title)
-            ax.set_title(title + (f"\n{sub}" if sub else ""), fontsize=12, pad=10)
-        fig.tight_layout()
-        return save(fig, stem)
 
 
 # -- the experiment -------------------------------------------------------------------------------

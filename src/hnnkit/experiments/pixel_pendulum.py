@@ -37,8 +37,6 @@ and only checks that everything is wired.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -46,22 +44,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
 
-from ..data.pixels import (
-    GYM_DT,
-    PixelPendulumData,
-    PixelSplit,
-    pixel_pendulum_dataset,
-    pixel_pendulum_energy,
-    simulate_pixel_pendulum,
-    stack_frames,
-)
-from ..errors import HnnkitValueError, NonFiniteLossError, check_choice
-from ..files import atomic_write, atomic_write_json
+from ..data.pixels import PixelPendulumData, pixel_pendulum_dataset, simulate_pixel_pendulum
+from ..errors import HnnkitValueError, check_choice
+from ..evaluate.pixels import energy_metric, fit_code_to_coords, per_sample_loss
+from ..files import atomic_write_json
 from ..metrics import mean_sem
 from ..models.autoencoder import PixelHNN
-from ..train import resume_checkpoint
+from ..report.pixels import fig8, write_gif
+from ..train import Progress, fit
 from ._seeds import run_seeds
 
 MODELS = ("baseline", "hnn")
@@ -134,16 +125,14 @@ PROFILES: dict[str, PixelProfile] = {
 
 
 # -- training -----------------------------------------------------------------------------
-def per_sample_loss(model: PixelHNN, split: PixelSplit, *, batch: int = 2048) -> Tensor:
-    """The joint loss of every sample of ``split`` (no gradient), ``(N,)`` float64."""
-    dev = next(model.parameters()).device
-    out = []
+def _sampled_test_batch(p: Progress) -> dict[str, float]:
+    """The original's log row: the batch loss and the loss on a random test batch."""
+    first = next(iter(p.test.values()))
     with torch.no_grad():
-        for i in range(0, len(split), batch):
-            x = split.x[i : i + batch].to(dev)
-            xn = split.x_next[i : i + batch].to(dev)
-            out.append(model.losses(x, xn)["total"].double().cpu())
-    return torch.cat(out)
+        idx = torch.randperm(first.shape[0], generator=p.generator)[: p.batch_size]
+        idx = idx.to(first.device)
+        test_loss = float(p.loss(p.model, {k: v[idx] for k, v in p.test.items()}))
+    return {"train_loss": p.batch_loss, "test_loss": test_loss}
 
 
 def train_pixel_model(
@@ -159,27 +148,23 @@ def train_pixel_model(
     quiet: bool = True,
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 0,
+    run_dir: str | Path | None = None,
 ) -> list[dict[str, float]]:
-    """Train ``model`` in place on ``data`` as the original ``train.py`` does.
+    """Train ``model`` in place on ``data`` as the original ``train.py`` does, through :func:`fit`.
 
-    Adam (``lr``, ``weight_decay``), ``steps + 1`` updates, each on ``batch_size`` training
-    samples drawn without replacement (``randperm`` from ``generator``). Every ``log_every``
-    steps the batch loss and the loss on a random test batch are recorded.
+    ``fit(loss="autoencoder")`` with Adam (``lr``, ``weight_decay``, the plain loop), ``steps +
+    1`` updates (``first_step=0``), each on ``batch_size`` training samples drawn without
+    replacement (``randperm`` from ``generator``). Every ``log_every`` steps the batch loss and
+    the loss on a random test batch (drawn from ``generator`` too) are recorded.
 
-    With ``checkpoint``, the model, the optimizer, ``generator`` and the history are written
-    there atomically every ``checkpoint_every`` steps (and at the end), and a run that finds
-    the file continues from it: a killed run resumes and ends with exactly the parameters of an
-    uninterrupted one, and a finished run returns at once.
+    With ``checkpoint`` (or ``run_dir``, which also gets ``log.csv``), the model, the optimizer,
+    ``generator`` and the history are written there atomically every ``checkpoint_every``
+    steps (and at the end), and a run that finds the file continues from it: a killed run
+    resumes and ends with exactly the parameters of an uninterrupted one, and a finished run
+    returns at once.
 
-    Args:
-        model: the model, on the device to train on.
-        data: the dataset (its ``train``/``test`` splits are used).
-        steps: optimisation steps (the loop runs ``steps + 1`` times, like the original's).
-        generator: random source for the batches (keyword-only).
-        batch_size, lr, weight_decay, log_every: as named (defaults are the original's).
-        quiet: if ``False``, print a line at every log step.
-        checkpoint: file to save to and resume from (default: none).
-        checkpoint_every: steps between saves (``0``: only at the end).
+    Args: ``batch_size``, ``lr``, ``weight_decay``, ``log_every`` default to the original's;
+    ``quiet=False`` shows a progress bar; ``checkpoint_every=0`` saves only at the end.
 
     Returns:
         History: ``[{"step", "train_loss", "test_loss", "seconds"}, ...]``.
@@ -190,290 +175,31 @@ def train_pixel_model(
         DataFileError: on a corrupted checkpoint.
         NonFiniteLossError: if the loss becomes NaN or infinite.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise HnnkitValueError(f"steps must be an integer >= 0, got {steps!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise HnnkitValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    dev = next(model.parameters()).device
-    tr, te = data.train, data.test
-    x, xn = tr.x.to(dev), tr.x_next.to(dev)
-    tx, txn = te.x.to(dev), te.x_next.to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    history: list[dict[str, float]] = []
-    settings = {"steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay}
-    start, elapsed = 0, 0.0
-    path = Path(checkpoint) if checkpoint is not None else None
-    if path is not None and path.exists():
-        state = resume_checkpoint(path, settings)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        start, elapsed, history = state["step"] + 1, state["seconds"], list(state["history"])
-
-    def save(step: int) -> None:
-        state = {
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "generator": generator.get_state(),
-            "step": step,
-            "seconds": elapsed + time.perf_counter() - t0,
-            "history": history,
-            "settings": settings,
-        }
-        atomic_write(path, lambda p: torch.save(state, p))
-
-    t0 = time.perf_counter()
-    model.train()
-    for step in range(start, steps + 1):
-        idx = torch.randperm(x.shape[0], generator=generator)[:batch_size].to(dev)
-        loss = model.loss(x[idx], xn[idx])
-        if not torch.isfinite(loss):
-            kept = str(path) if path is not None and path.exists() else None
-            raise NonFiniteLossError(step, float(loss), kept)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if step % log_every == 0 or step == steps:
-            with torch.no_grad():
-                tidx = torch.randperm(tx.shape[0], generator=generator)[:batch_size].to(dev)
-                test_loss = float(model.loss(tx[tidx], txn[tidx]))
-            row = {
-                "step": step,
-                "train_loss": loss.item(),
-                "test_loss": test_loss,
-                "seconds": elapsed + time.perf_counter() - t0,
-            }
-            history.append(row)
-            if not quiet:
-                print(f"  step {step:6d}  train {row['train_loss']:.4e}  test {test_loss:.4e}")
-        if path is not None and (
-            step == steps or (checkpoint_every > 0 and step % checkpoint_every == 0)
-        ):
-            save(step)
-    model.eval()
-    return history
-
-
-# -- evaluation ---------------------------------------------------------------------------
-def fit_code_to_coords(model: PixelHNN, split: PixelSplit) -> tuple[Tensor, Tensor]:
-    """Least-squares affine map from the model's code to the true ``(q, p)``: ``coords ≈ z @ W + b``.
-
-    Returns:
-        ``(W, b)`` float64, shapes ``(latent_dim, 2)`` and ``(2,)``.
-    """
-    dev = next(model.parameters()).device
-    with torch.no_grad():
-        z = torch.cat(
-            [
-                model.encode(split.x[i : i + 4096].to(dev)).double().cpu()
-                for i in range(0, len(split), 4096)
-            ]
-        )
-    a = torch.cat([z, torch.ones(z.shape[0], 1, dtype=torch.float64)], dim=1)
-    sol = torch.linalg.lstsq(a, split.coords.double()).solution
-    return sol[:-1], sol[-1]
-
-
-def energy_metric(
-    model: PixelHNN,
-    code_map: tuple[Tensor, Tensor],
-    frames: Tensor,
-    coords: Tensor,
-    *,
-    rtol: float = 1e-3,
-    atol: float = 1e-6,
-) -> dict[str, Any]:
-    """Energy MSE of a latent rollout, decoded and mapped back to ``(q, p)`` (module docstring).
-
-    Args:
-        model: a trained model.
-        code_map: ``(W, b)`` from :func:`fit_code_to_coords`.
-        frames: float frames of the evaluation trajectories ``(B, T + 1, size, size)``.
-        coords: their true coordinates ``(B, T + 1, 2)``.
-        rtol, atol: tolerances of the latent ``dopri5`` solve.
-
-    Returns:
-        ``{"mean", "sem", "values", "coord_mse", "energy_true", "energy_pred", "coords_pred",
-        "pixels"}``: the energy MSE (mean ± standard error over trajectories, per-trajectory
-        ``values``), the MSE of the mapped coordinates, and the curves for the figures
-        (``(B, T)`` energies, ``(B, T, 2)`` coordinates, ``(B, T, size, size)`` decoded first
-        frames).
-    """
-    dev = next(model.parameters()).device
-    n_traj, n_plus = frames.shape[:2]
-    n_frames = n_plus - 1
-    x0 = stack_frames(frames[:, :2])[:, 0].to(dev)  # (B, D)
-    _, pix = model.rollout(x0, n_frames, rtol=rtol, atol=atol)  # (T, B, D)
-    with torch.no_grad():
-        z_hat = model.encode(pix).double().cpu()  # (T, B, latent)
-    w, b = code_map
-    cc = (z_hat @ w + b).transpose(0, 1)  # (B, T, 2)
-    true = coords[:, :n_frames].double()
-    e_true = pixel_pendulum_energy(true)
-    e_pred = pixel_pendulum_energy(cc)
-    per_traj = (e_true - e_pred).pow(2).mean(dim=1)
-    size = frames.shape[-1]
-    first = (
-        pix.transpose(0, 1)[..., : size * size].reshape(n_traj, n_frames, size, size).float().cpu()
+    result = fit(
+        model,
+        data,
+        loss="autoencoder",
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        generator=generator,
+        first_step=0,
+        fused=False,
+        log_every=log_every,
+        checkpoint_every=checkpoint_every if checkpoint_every > 0 else steps + 1,
+        run_dir=run_dir,
+        checkpoint=checkpoint,
+        resume=checkpoint is not None or run_dir is not None,
+        monitor=_sampled_test_batch,
+        quiet=quiet,
     )
-    return {
-        **mean_sem(per_traj),
-        "values": per_traj.tolist(),
-        "coord_mse": float((cc - true).pow(2).mean()),
-        "energy_true": e_true,
-        "energy_pred": e_pred,
-        "coords_pred": cc,
-        "pixels": first,
-    }
-
-
-# -- figures ------------------------------------------------------------------------------
-def _frame_strip(frames: Tensor, idx: list[int]) -> Tensor:
-    """Frames ``(T, s, s)`` at ``idx`` side by side with a 1-px gap, values for ``gray_r``."""
-    s = frames.shape[-1]
-    gap = torch.full((s, 1), float("nan"))
-    cols = []
-    for i in idx:
-        cols += [frames[i].clamp(0, 0.5) / 0.5, gap]
-    return torch.cat(cols[:-1], dim=1)
-
-
-def fig8(
-    truth: Tensor,
-    preds: dict[str, Tensor],
-    t: Tensor,
-    q: dict[str, Tensor],
-    energy: dict[str, Tensor],
-    path_stem: Path,
-    *,
-    n_columns: int = 12,
-) -> list[Path]:
-    """The analogue of the paper's Fig. 8: rows of frames, then the angle and the energy.
-
-    Args:
-        truth: true frames ``(T, s, s)``.
-        preds: ``{"baseline": (T, s, s), "hnn": (T, s, s)}`` decoded rollout frames.
-        t: times ``(T,)`` in frames.
-        q: angle curves ``{"truth", "baseline", "hnn"}`` → ``(T,)``.
-        energy: energy curves, same keys.
-        path_stem: output path without suffix (``.png`` and ``.svg`` are written).
-        n_columns: frames shown per row.
-    """
-    from ..report.figures import COLORS, LABELS, STYLE, plt, save
-
-    n = truth.shape[0]
-    idx = sorted({round(i * (n - 1) / (n_columns - 1)) for i in range(n_columns)})
-    rows = [("truth", truth), *((k, preds[k]) for k in MODELS)]
-    cmap = plt.get_cmap("gray_r").with_extremes(bad="white")
-    with plt.rc_context({**STYLE, "axes.grid": False}):
-        fig = plt.figure(figsize=(1.0 * len(idx) + 1.2, 9.0))
-        gs = fig.add_gridspec(5, 1, height_ratios=[1, 1, 1, 1.5, 1.5], hspace=0.55)
-        for r, (name, fr) in enumerate(rows):
-            ax = fig.add_subplot(gs[r])
-            ax.imshow(
-                _frame_strip(fr, idx).numpy(), cmap=cmap, vmin=0, vmax=1, interpolation="nearest"
-            )
-            s = fr.shape[-1]
-            ax.set_xticks([j * (s + 1) + s / 2 - 0.5 for j in range(len(idx))])
-            ax.set_xticklabels([str(i) for i in idx], fontsize=8)
-            ax.set_yticks([])
-            for side in ("top", "right", "left"):
-                ax.spines[side].set_visible(False)
-            ax.set_title(
-                LABELS[name], loc="left", color=COLORS[name], fontsize=12, fontweight="bold"
-            )
-            if r == len(rows) - 1:
-                ax.set_xlabel("frame (latent rollout from frame 0; 20 frames = 1 s)", fontsize=9)
-        axq = fig.add_subplot(gs[3])
-        axe = fig.add_subplot(gs[4], sharex=axq)
-        for name in ("truth", *MODELS):
-            kw = {
-                "color": COLORS[name],
-                "label": LABELS[name],
-                "lw": 2.2 if name == "truth" else 1.6,
-            }
-            axq.plot(t.numpy(), q[name].numpy(), **kw)
-            axe.plot(t.numpy(), energy[name].numpy(), **kw)
-        axq.set_ylabel(r"angle $q=\theta$ (rad)")
-        axq.set_title("Angle read back from the decoded frames", loc="left", fontsize=11)
-        axq.legend(loc="upper right", ncol=3, fontsize=8)
-        axe.set_ylabel(r"$H=\frac{15}{8}(1-\cos q)+p^2$")
-        axe.set_xlabel("frame")
-        axe.set_title("Energy of the mapped coordinates", loc="left", fontsize=11)
-        for ax in (axq, axe):
-            ax.grid(True, alpha=0.3)
-        axq.set_xlim(0, float(t[-1]))
-        axe.set_ylim(bottom=0)
-        return save(fig, path_stem)
-
-
-def write_gif(
-    truth: Tensor, preds: dict[str, Tensor], path: Path, *, scale: int = 5, ms_per_frame: int = 50
-) -> Path | None:
-    """Animated GIF: ground truth | baseline | HNN side by side, labelled. ``None`` without Pillow."""
-    try:
-        from PIL import Image, ImageDraw, ImageFont
-    except ImportError:  # pragma: no cover - matplotlib depends on Pillow
-        return None
-    panels = [
-        ("Ground truth", truth),
-        ("Baseline NN", preds["baseline"]),
-        ("Hamiltonian NN", preds["hnn"]),
-    ]
-    s = truth.shape[-1] * scale
-    pad, header, footer = 6, 22, 16
-    width = len(panels) * s + (len(panels) + 1) * pad
-    font = ImageFont.load_default()
-    colors = [(0, 0, 0), (214, 39, 40), (31, 119, 180)]
-    images = []
-    for f in range(truth.shape[0]):
-        canvas = Image.new("RGB", (width, s + header + footer), (255, 255, 255))
-        draw = ImageDraw.Draw(canvas)
-        for j, (label, fr) in enumerate(panels):
-            arr = (255 - (fr[f].clamp(0, 0.5) / 0.5 * 255)).round().to(torch.uint8).numpy()
-            tile = Image.fromarray(arr, mode="L").resize((s, s), Image.NEAREST).convert("RGB")
-            x = pad + j * (s + pad)
-            canvas.paste(tile, (x, header))
-            draw.rectangle([x - 1, header - 1, x + s, header + s], outline=(200, 200, 200))
-            draw.text((x + 2, 4), label, fill=colors[j], font=font)
-        draw.text(
-            (pad, s + header + 3),
-            f"frame {f}  (t = {f * GYM_DT:.2f} s; latent rollout from frame 0)",
-            fill=(90, 90, 90),
-            font=font,
-        )
-        images.append(canvas.convert("P", palette=Image.ADAPTIVE, colors=64))
-
-    def write(tmp: Path) -> None:
-        images[0].save(
-            tmp,
-            format="GIF",
-            save_all=True,
-            append_images=images[1:],
-            duration=ms_per_frame,
-            loop=0,
-        )
-
-    return atomic_write(path, write)
+    return result.history
 
 
 # -- driver -------------------------------------------------------------------------------
-def _save_checkpoint(model: PixelHNN, path: Path) -> None:
-    buf = io.BytesIO()
-    torch.save(model.state_dict(), buf)
-    atomic_write(path, lambda p: p.write_bytes(buf.getvalue()))
-
-
-def _write_log(path: Path, history: list[dict[str, float]]) -> None:
-    def write(tmp: Path) -> None:
-        with open(tmp, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=["step", "train_loss", "test_loss", "seconds"])
-            w.writeheader()
-            w.writerows(history)
-
-    atomic_write(path, write)
-
-
 def run_pixel_pendulum(
     out_dir: str | Path,
     *,
@@ -487,7 +213,7 @@ def run_pixel_pendulum(
 
     Args:
         out_dir: directory for ``config.json``, ``metrics.json``, ``{model}/log.csv``,
-            ``{model}/model.pt`` and ``figures/`` (``pixel-pendulum-fig8.{png,svg}``,
+            ``{model}/checkpoint.pt`` (:func:`hnnkit.train.fit`'s run files) and ``figures/`` (``pixel-pendulum-fig8.{png,svg}``,
             ``pixel-pendulum.gif``).
         profile: ``"smoke"``, ``"quick"`` (default) or ``"paper"`` (see :data:`PROFILES`).
         seed: seeds the data (``seed``), the evaluation trajectories (``seed + 1``), the
@@ -566,13 +292,11 @@ def run_pixel_pendulum(
             weight_decay=cfg.weight_decay,
             log_every=cfg.log_every,
             quiet=quiet,
-            checkpoint=out / kind / "checkpoint.pt",  # a killed run resumes from here
+            run_dir=out / kind,  # checkpoint.pt and log.csv; a killed run resumes from here
             checkpoint_every=max(1, cfg.steps // 10),
         )
         # training time over every attempt, as recorded in the history
         train_seconds = history[-1]["seconds"] if history else time.perf_counter() - t1
-        _save_checkpoint(model, out / kind / "model.pt")
-        _write_log(out / kind / "log.csv", history)
         train_l = per_sample_loss(model, data.train)
         test_l = per_sample_loss(model, data.test)
         with torch.no_grad():

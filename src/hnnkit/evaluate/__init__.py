@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,11 +43,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .data import Dataset
-from .data.real_pendulum import ENERGY_K
-from .errors import HnnkitValueError, check_choice
-from .integrate import flow_map, odeint, step_slope
-from .metrics import (
+from ..data import Dataset
+from ..errors import HnnkitValueError, check_choice
+from ..integrate import flow_map, odeint, step_slope
+from ..metrics import (
     derivative_mse,
     energy_drift,
     group_sem,
@@ -55,7 +55,7 @@ from .metrics import (
     symplecticity_error,
     valid_prediction_time,
 )
-from .systems import HamiltonianSystem, ThreeBody, TwoBody
+from ..systems import HamiltonianSystem
 
 PROTOCOLS = ("corrected", "original")
 
@@ -178,103 +178,141 @@ def _pm_sampler(n: int, rng: np.random.Generator) -> Tensor:
     return torch.from_numpy(x0)
 
 
-def _quadratic_energy(x: Tensor) -> Tensor:
-    return x.pow(2).sum(-1)
+#: How :class:`OriginalProtocol` draws its start states.
+STARTS = ("sampler", "notebook", "per-orbit")
+#: How :class:`OriginalProtocol` groups the errors for its ±.
+SPREADS = ("trajectory-groups", "time-blocks")
 
 
-def _real_energy(x: Tensor) -> Tensor:
-    return ENERGY_K * (1 - torch.cos(x[..., 0])) + x[..., 1].pow(2)
+@dataclass(frozen=True)
+class OriginalProtocol:
+    """The settings of the original notebooks' energy metric for one task, as data.
+
+    The instances for the paper's tasks are in :mod:`hnnkit.experiments.protocols`; the
+    default (``OriginalProtocol()``) is the pendulum notebook's recipe with the system's own
+    sampler and true H, which tasks the paper does not have follow.
+
+    Attributes:
+        starts: the start states: ``"sampler"`` (``system.sample_initial(n_states)`` from a
+            generator seeded ``seed``), ``"notebook"`` (each coordinate ``±U[0.2, 1.0]`` from
+            ``numpy.random.default_rng(seed)``, as the spring and pendulum notebooks) or
+            ``"per-orbit"`` (start ``i`` from ``sample_initial(1)`` with a generator seeded
+            ``i``, as the N-body notebooks). Ignored for measured data (no system), whose
+            held-out segment is both start and truth.
+        n_states: number of start states.
+        span: rollouts over ``[0, span]`` ...
+        n_points: ... at this many evenly spaced times.
+        rtol, atol: tolerances of the dopri5 rollouts (truth and models).
+        clock_stretch: ``None`` for aligned clocks; ``c`` for the spring notebook's in-place
+            rescale: with ``s = 1 + c · noise_std``, trial ``i`` (1-based) integrates the truth
+            over ``[0, span · s^i]`` and the models over ``s×`` that.
+        energy: ``states (..., d) -> (...)`` to score with; ``None`` for the system's energy.
+        spread: ``"trajectory-groups"``: the ± is ``std(means of groups)/√groups`` over the
+            per-trajectory MSEs; ``"time-blocks"`` (one measured trajectory): over the
+            pointwise errors in ``groups`` contiguous blocks.
+        groups: number of groups of the ±.
+    """
+
+    starts: str = "sampler"
+    n_states: int = 15
+    span: float = 20.0
+    n_points: int = 100
+    rtol: float = 1e-12
+    atol: float = 1e-6
+    clock_stretch: float | None = None
+    energy: Callable[[Tensor], Tensor] | None = None
+    spread: str = "trajectory-groups"
+    groups: int = 5
+
+    def __post_init__(self) -> None:
+        check_choice("starts", self.starts, STARTS)
+        check_choice("spread", self.spread, SPREADS)
+
+
+def _original_starts(protocol: OriginalProtocol, system: HamiltonianSystem, seed: int) -> Tensor:
+    n = protocol.n_states
+    if protocol.starts == "notebook":
+        return _pm_sampler(n, np.random.default_rng(seed))
+    if protocol.starts == "per-orbit":
+        return torch.cat(
+            [system.sample_initial(1, generator=torch.Generator().manual_seed(i)) for i in range(n)]
+        )
+    return system.sample_initial(n, generator=torch.Generator().manual_seed(seed))
 
 
 def evaluate_original(
-    task: str,
     system: HamiltonianSystem | None,
     models: dict[str, nn.Module],
     dataset: Dataset,
+    protocol: OriginalProtocol = OriginalProtocol(),
     *,
     seed: int = 0,
     noise_std: float = 0.1,
 ) -> tuple[dict[str, dict[str, Any]], Rollouts]:
-    """The original notebooks' energy metric for ``task`` (see the module docstring).
+    """The original notebooks' energy metric under ``protocol`` (see the module docstring).
+
+    Args:
+        system: the true system, or ``None`` for measured data: then the truth is the held-out
+            segment of the dataset's single recording, from its first point.
+        models: name → trained model.
+        dataset: the data the models were trained on.
+        protocol: the task's settings (:mod:`hnnkit.experiments.protocols` has the paper's).
+        seed: seeds the start states.
+        noise_std: the data's noise, for a ``clock_stretch``.
 
     Returns:
         ``({model: {"energy": {"mean", "sem"}}}, rollouts)``.
+
+    Raises:
+        HnnkitValueError: for measured data without ``protocol.energy``.
     """
-    rng = np.random.default_rng(seed)
     m64 = {k: as_float64(m) for k, m in models.items()}
-    if task in ("spring", "pendulum"):
-        x0 = _pm_sampler(15, rng)
-        if task == "pendulum":
-            t = torch.linspace(0, 20, 100, dtype=torch.float64)
-            true = rollout(system, x0, t, rtol=1e-12, atol=1e-6)
-            preds = {k: rollout(m, x0, t, rtol=1e-12, atol=1e-6) for k, m in m64.items()}
-        else:
-            # Trial i integrates the truth over [0, 20·1.09^(i+1)] and the models over 1.09× that.
-            # All 15 run as one batch on a shared unit clock s ∈ [0, 1]: dx/ds = T_i · f(x).
-            stretch = 1 + 0.9 * noise_std
-            spans = 20 * stretch ** torch.arange(1, 16, dtype=torch.float64).unsqueeze(1)
-            s_grid = torch.linspace(0, 1, 100, dtype=torch.float64)
-            # one span per row: every row must stay in every call of the field
-            true = rollout(
-                _TimeScaled(system, spans), x0, s_grid, rtol=1e-12, atol=1e-6, compact=False
-            )
-            preds = {
-                k: rollout(
-                    _TimeScaled(m, spans * stretch),
-                    x0,
-                    s_grid,
-                    rtol=1e-12,
-                    atol=1e-6,
-                    compact=False,
-                )
-                for k, m in m64.items()
-            }
-            t = s_grid * spans[-1, 0]
-        energy_fn = _quadratic_energy
-    elif task == "real-pendulum":
+    tol = {"rtol": protocol.rtol, "atol": protocol.atol}
+    energy_fn = protocol.energy or (system.energy if system is not None else None)
+    if energy_fn is None:
+        raise HnnkitValueError("measured data (system None) need the protocol's energy function")
+    if system is None:
         t, true = _measured_test_segment(dataset)
         x0 = true[0]
-        preds = {k: rollout(m, x0, t, rtol=1e-3, atol=1e-6) for k, m in m64.items()}
-        energy_fn = _real_energy
-    elif task in ("two-body", "three-body"):
-        span = 25.0 if task == "two-body" else 3.0
-        sys = TwoBody() if task == "two-body" else ThreeBody()
-        x0 = torch.cat(
-            [sys.sample_initial(1, generator=torch.Generator().manual_seed(i)) for i in range(15)]
-        )
-        t = torch.linspace(0, span, 500, dtype=torch.float64)
-        true = rollout(sys, x0, t, rtol=1e-9, atol=1e-6)
-        preds = {k: rollout(m, x0, t, rtol=1e-9, atol=1e-6) for k, m in m64.items()}
-        energy_fn = sys.energy
-    elif system is not None:
-        # A task the paper does not have (e.g. damped-pendulum): the pendulum notebook's recipe
-        # (15 states, [0, 20], 100 points, rtol 1e-12) with start states from the system's own
-        # sampler and its true H, which for a dissipative system decays along the truth too.
-        x0 = system.sample_initial(15, generator=torch.Generator().manual_seed(seed))
-        t = torch.linspace(0, 20, 100, dtype=torch.float64)
-        true = rollout(system, x0, t, rtol=1e-12, atol=1e-6)
-        preds = {k: rollout(m, x0, t, rtol=1e-12, atol=1e-6) for k, m in m64.items()}
-        energy_fn = system.energy
+        preds = {k: rollout(m, x0, t, **tol) for k, m in m64.items()}
+    elif protocol.clock_stretch is None:
+        x0 = _original_starts(protocol, system, seed)
+        t = torch.linspace(0, protocol.span, protocol.n_points, dtype=torch.float64)
+        true = rollout(system, x0, t, **tol)
+        preds = {k: rollout(m, x0, t, **tol) for k, m in m64.items()}
     else:
-        check_choice("task", task, ["real-pendulum"])
-        raise AssertionError("unreachable")
+        # Trial i integrates the truth over [0, span·s^i] and the models over s× that. All
+        # run as one batch on a shared unit clock u ∈ [0, 1]: dx/du = T_i · f(x).
+        x0 = _original_starts(protocol, system, seed)
+        stretch = 1 + protocol.clock_stretch * noise_std
+        powers = torch.arange(1, protocol.n_states + 1, dtype=torch.float64).unsqueeze(1)
+        spans = protocol.span * stretch**powers
+        s_grid = torch.linspace(0, 1, protocol.n_points, dtype=torch.float64)
+        # one span per row: every row must stay in every call of the field
+        true = rollout(_TimeScaled(system, spans), x0, s_grid, **tol, compact=False)
+        preds = {
+            k: rollout(_TimeScaled(m, spans * stretch), x0, s_grid, **tol, compact=False)
+            for k, m in m64.items()
+        }
+        t = s_grid * spans[-1, 0]
     e_true = energy_fn(true)
     e_pred = {k: energy_fn(v) for k, v in preds.items()}
     out: dict[str, dict[str, Any]] = {}
     for k, e in e_pred.items():
         err = (e_true - e).pow(2)  # (T, B)
-        if task == "real-pendulum":
+        if protocol.spread == "time-blocks":
             per = err[:, 0]
-            n = per.numel() - per.numel() % 5
-            out[k] = {"energy": {"mean": float(per.mean()), "sem": group_sem(per[:n], 5)}}
+            n = per.numel() - per.numel() % protocol.groups
+            sem = group_sem(per[:n], protocol.groups)
+            out[k] = {"energy": {"mean": float(per.mean()), "sem": sem}}
         else:
             per_traj = err.mean(0)
-            out[k] = {"energy": {"mean": float(per_traj.mean()), "sem": group_sem(per_traj, 5)}}
+            sem = group_sem(per_traj, protocol.groups)
+            out[k] = {"energy": {"mean": float(per_traj.mean()), "sem": sem}}
     return out, Rollouts(t=t, true=true, models=preds, true_energy=e_true, model_energy=e_pred)
 
 
 def evaluate_corrected(
-    task: str,
     system: HamiltonianSystem | None,
     models: dict[str, nn.Module],
     dataset: Dataset,
@@ -282,8 +320,13 @@ def evaluate_corrected(
     t_span: tuple[float, float],
     n_points: int = 200,
     max_trajectories: int = 25,
+    energy: Callable[[Tensor], Tensor] | None = None,
 ) -> tuple[dict[str, dict[str, Any]], Rollouts]:
     """Aligned rollouts from held-out initial states, scored with the true energy.
+
+    ``system`` ``None`` marks measured data: the truth is the held-out segment of the
+    dataset's single recording (``t_span`` and ``n_points`` unused), scored with ``energy``
+    (required then; default otherwise the system's), and the spread is over time points.
 
     Returns per model: ``energy`` (mean squared error of the true H along the rollout, per
     trajectory), ``rollout_mse`` (coordinate MSE over the span), ``valid_time`` (relative
@@ -297,12 +340,18 @@ def evaluate_corrected(
     rollouts' output interval, from the initial states (:func:`~hnnkit.metrics.symplecticity_error`):
     round-off for an HNN, whatever the training, and of order the step for a field that is not a
     symplectic gradient; ``"truth"`` holds the true system's (none for measured data).
+
+    Raises:
+        HnnkitValueError: for measured data without ``energy``.
     """
     m64 = {k: as_float64(m) for k, m in models.items()}
-    if task == "real-pendulum":
+    measured = system is None
+    if measured:
+        if energy is None:
+            raise HnnkitValueError("measured data (system None) need an energy function")
         t, true = _measured_test_segment(dataset)
         x0 = true[0]
-        energy_fn = _real_energy
+        energy_fn = energy
     else:
         x0 = dataset.test_initial_states[:max_trajectories]
         t = torch.linspace(*t_span, n_points, dtype=torch.float64)
@@ -311,7 +360,7 @@ def evaluate_corrected(
         )
         if true is None:
             true = rollout(system, x0, t, rtol=1e-10, atol=1e-10)
-        energy_fn = system.energy
+        energy_fn = energy or system.energy
     preds = {k: rollout(m, x0, t, rtol=1e-9, atol=1e-9) for k, m in m64.items()}
     e_true = energy_fn(true)
     e_pred = {k: energy_fn(v) for k, v in preds.items()}
@@ -341,7 +390,7 @@ def evaluate_corrected(
             **drifts(pred, e_pred[k]),
             "symplecticity": symplecticity(m64[k].vector_field),
         }
-        if task == "real-pendulum":  # one trajectory: spread over time points instead
+        if measured:  # one trajectory: spread over time points instead
             per["energy"] = (e_true - e_pred[k]).pow(2)[:, 0]
             per["rollout_mse"] = rollout_mse(true, pred)[:, 0]
         out[k] = {name: {**mean_sem(v), "values": v.tolist()} for name, v in per.items()}
@@ -353,13 +402,15 @@ def evaluate_corrected(
 
 
 @torch.no_grad()
-def recording_rollouts(models: dict[str, nn.Module], dataset: Dataset) -> Rollouts:
+def recording_rollouts(
+    models: dict[str, nn.Module], dataset: Dataset, *, energy: Callable[[Tensor], Tensor]
+) -> Rollouts:
     """Rollouts over a whole measured recording (the real pendulum), from its first point.
 
     Train and test points together span about 95 time units, long enough for the friction of the
     real pendulum to remove two thirds of its energy; the models are integrated at
     ``rtol = 1e-7, atol = 1e-9`` in float64 (solver error far below the models' own) and scored
-    with the data's energy ``2.4(1 − cos q) + p²``.
+    with ``energy`` (for the real pendulum the data's ``2.4(1 − cos q) + p²``).
     """
     t = dataset.t[0] - dataset.t[0, 0]
     true = dataset.x[0].unsqueeze(1)
@@ -368,8 +419,8 @@ def recording_rollouts(models: dict[str, nn.Module], dataset: Dataset) -> Rollou
         t=t,
         true=true,
         models=preds,
-        true_energy=_real_energy(true),
-        model_energy={k: _real_energy(v) for k, v in preds.items()},
+        true_energy=energy(true),
+        model_energy={k: energy(v) for k, v in preds.items()},
     )
 
 
@@ -460,7 +511,7 @@ def divergence_rollouts(
         HnnkitValueError: if ``x0`` does not match the system's state dimension or ``t`` is
             not a 1-d series of at least two times.
     """
-    from .models import HNN, DissipativeHNN
+    from ..models import HNN, DissipativeHNN
 
     x0 = torch.as_tensor(x0, dtype=torch.float64)
     if x0.ndim == 1:

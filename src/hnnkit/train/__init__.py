@@ -1,0 +1,53 @@
+"""Training: one :func:`fit` for every model and dataset, with pluggable losses.
+
+- :mod:`.loop`: :func:`fit`, checkpoints (:func:`load_checkpoint`), ``log.csv`` (:func:`write_log`);
+- :mod:`.losses`: the loss registry (:func:`register_loss`; ``derivative``, ``through-step``,
+  ``autoencoder``);
+- :mod:`.batches`: how each dataset type is read (:func:`register_batches`);
+- :mod:`.schedules`: multi-stage runs on top of :func:`fit` (restarts, KAN grid schedule,
+  plateau stop).
+"""
+
+from .batches import ADAPTERS, register_batches, split_batches
+from .loop import (
+    CHECKPOINT,
+    LOG,
+    LOG_COLUMNS,
+    OPTIMIZERS,
+    FitResult,
+    Monitor,
+    Progress,
+    StopTraining,
+    fit,
+    load_checkpoint,
+    resume_checkpoint,
+    write_log,
+)
+from .losses import LOSSES, Loss, derivative_loss, get_loss, register_loss
+from .schedules import parameter_l1, train_objective, train_with_restarts
+
+__all__ = [
+    "ADAPTERS",
+    "CHECKPOINT",
+    "LOG",
+    "LOG_COLUMNS",
+    "LOSSES",
+    "OPTIMIZERS",
+    "FitResult",
+    "Loss",
+    "Monitor",
+    "Progress",
+    "StopTraining",
+    "derivative_loss",
+    "fit",
+    "get_loss",
+    "load_checkpoint",
+    "parameter_l1",
+    "register_batches",
+    "register_loss",
+    "resume_checkpoint",
+    "split_batches",
+    "train_objective",
+    "train_with_restarts",
+    "write_log",
+]
