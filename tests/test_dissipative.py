@@ -181,7 +181,7 @@ def test_damped_systems_are_registered_and_validate_gamma():
 
 # -- the reproduce task ------------------------------------------------------------------
 def test_reproduce_smoke_damped_pendulum_has_dhnn_rows(tmp_path, monkeypatch):
-    from hnnkit.experiments import reproduce as reproduce_module
+    from hnnkit.experiments import run as run_module
     from hnnkit.experiments.reproduce import reproduce
 
     decays = {}
@@ -190,7 +190,7 @@ def test_reproduce_smoke_damped_pendulum_has_dhnn_rows(tmp_path, monkeypatch):
         decays[type(model).__name__] = kwargs["weight_decay"]
         return fit(model, data, **kwargs)
 
-    monkeypatch.setattr(reproduce_module, "fit", recording_fit)
+    monkeypatch.setattr(run_module, "fit", recording_fit)  # every task model trains there
 
     out = tmp_path / "r"
     reproduce(out, tasks="damped-pendulum", profile="smoke", quiet=True, echo=lambda s: None)

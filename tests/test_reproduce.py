@@ -58,9 +58,9 @@ def test_smoke_reproduce_writes_results_table_report_and_resumes(tmp_path):
 
 
 def test_original_column_averages_seeds_with_the_within_run_error():
-    from hnnkit.experiments.reproduce import _within_run
+    from hnnkit.report.results import within_run
 
-    cell = _within_run([{"mean": 1.0, "sem": 0.3}, {"mean": 3.0, "sem": 0.4}])
+    cell = within_run([{"mean": 1.0, "sem": 0.3}, {"mean": 3.0, "sem": 0.4}])
     assert cell["mean"] == pytest.approx(2.0)
     assert cell["sem"] == pytest.approx((0.125) ** 0.5)  # sqrt((0.09 + 0.16) / 2)
 

@@ -144,7 +144,9 @@ def test_a_corrupted_seed_metrics_file_is_reported_and_recomputed(run_copy, cont
 
 def test_only_missing_measured_data_is_a_skip_and_the_report_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("HNNKIT_DATA", str(tmp_path / "nonexistent"))
-    monkeypatch.setattr(rep, "real_pendulum", _no_real_pendulum)
+    from hnnkit.experiments import run
+
+    monkeypatch.setattr(run, "real_pendulum", _no_real_pendulum)
     lines = []
     res = reproduce(tmp_path / "r", tasks="real-pendulum", profile="smoke", echo=lines.append)
     assert "skipped" in res["tasks"]["real-pendulum"]

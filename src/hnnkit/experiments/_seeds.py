@@ -1,4 +1,5 @@
-"""Per-seed runs of the extra reproduce tasks: reuse finished seeds, publish seed 0's figures."""
+"""Per-seed runs of the reproduce tasks: the Table 1 tasks' (:func:`run_seed`) and the extra
+tasks' (:func:`run_seeds`: reuse finished seeds, publish seed 0's figures)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..files import atomic_write
+import torch
+
+from ..errors import DataFileError, HnnkitValueError
+from ..evaluate import (
+    divergence_rollouts,
+    energy_decay_rate,
+    evaluate_corrected,
+    evaluate_original,
+    loss_metrics,
+    recording_rollouts,
+)
+from ..files import atomic_write, atomic_write_json
+from ..models import DissipativeHNN
+from ..report import divergence_figure, energy_curves, loss_curves, rollout_panels
+from ..report.results import move_aside, read_json, seed_problem
+from ..systems import get_system
+from ..train import CHECKPOINT
+from .protocols import MEASURED_ENERGY, original_protocol
+from .run import dissipation, load_data, train_model
+from .spec import Experiment
+from .tasks import Task
 
 
 def run_seeds(
@@ -45,3 +66,154 @@ def run_seeds(
         for p in src.iterdir():
             atomic_write(dst / p.name, lambda tmp, p=p: tmp.write_bytes(p.read_bytes()))
     return runs
+
+
+class MeasuredDataMissing(DataFileError):
+    """A task's measured data set cannot be found: the task is skipped, not failed."""
+
+
+def run_seed(
+    task: Task,
+    seed: int,
+    out: Path,
+    device: torch.device,
+    quiet: bool,
+    echo: Callable[[str], None] = print,
+    profile: str | None = None,
+) -> dict[str, Any]:
+    """Train the task's models for one seed, evaluate under both protocols; cached in ``seed{N}/metrics.json``.
+
+    Each model's run is the Experiment :meth:`Task.experiment` (its config hash is recorded).
+    A cached file that cannot be summarised (unreadable, or lacking a model or a metric) is
+    reported and recomputed: the models already trained resume from their checkpoints. A
+    corrupted checkpoint is moved aside (``checkpoint.pt.corrupt``) and its model retrained.
+
+    Raises:
+        MeasuredDataMissing: when the task's measured data cannot be found.
+    """
+    seed_dir = out / task.name / f"seed{seed}"
+    done = seed_dir / "metrics.json"
+    if done.exists():
+        cached, problem = read_json(done)
+        if problem is not None:
+            echo(f"[{task.name}] {done} {problem}; moved it to {move_aside(done).name}")
+        elif (problem := seed_problem(task.models, cached)) is None:
+            if profile is not None and cached.get("profile", profile) != profile:
+                raise HnnkitValueError(
+                    f"{done} was trained with --profile {cached['profile']}, this run asks for "
+                    f"--profile {profile}; pass another --out, or --force to retrain {task.name}"
+                )
+            return cached
+        echo(
+            f"[{task.name}] {done} {problem}; recomputing it "
+            "(trained models resume from their checkpoints)"
+        )
+    try:
+        data = load_data(task.data, seed)
+    except DataFileError as exc:
+        if task.system is None:
+            raise MeasuredDataMissing(str(exc)) from exc
+        raise
+    system = get_system(task.system) if task.system else None
+    models, histories, seconds = {}, {}, {}
+    for kind in task.models:
+        exp = task.experiment(kind, seed)
+        every = max(1, exp.train.steps // 10)  # resumable; each save costs an fsync
+
+        def train(exp: Experiment = exp, kind: str = kind, every: int = every) -> Any:
+            return train_model(
+                exp, data, seed_dir / kind, device, quiet=quiet, checkpoint_every=every
+            )
+
+        try:
+            res = train()
+        except DataFileError as exc:
+            checkpoint = seed_dir / kind / CHECKPOINT
+            if not checkpoint.is_file():
+                raise
+            aside = move_aside(checkpoint)
+            echo(
+                f"[{task.name}] seed {seed}: the {kind} checkpoint {checkpoint} is corrupted "
+                f"({exc}); moved it to {aside.name}, retraining {kind} from the start"
+            )
+            res = train()
+        models[kind], histories[kind], seconds[kind] = res.model.cpu(), res.history, res.seconds
+    noise = float(task.data.noise_std or 0.0)
+    energy = MEASURED_ENERGY.get(task.name)
+    orig, _ = evaluate_original(
+        system, models, data, original_protocol(task.name), seed=seed, noise_std=noise
+    )
+    corr, rollouts = evaluate_corrected(system, models, data, t_span=task.eval_span, energy=energy)
+    metrics: dict[str, Any] = {"seed": seed, "models": {}, "truth": corr["truth"]}
+    if profile is not None:  # lets a lost results.json be rebuilt from this file
+        metrics["profile"] = profile
+    for kind in task.models:
+        through_step = kind in task.through_step
+        metrics["models"][kind] = {
+            "config_hash": task.experiment(kind, seed).config_hash(),
+            "losses": loss_metrics(models[kind], data, through_step=through_step),
+            "original_energy": orig[kind]["energy"],
+            "corrected": corr[kind],
+            "history": histories[kind],
+            "train_seconds": seconds[kind],
+        }
+        if isinstance(models[kind], DissipativeHNN):
+            metrics["models"][kind]["dissipation"] = dissipation(models[kind], data, system)
+    energy_rollouts = rollouts
+    if task.system is None:  # a measured recording: the energy over all of it, from its first point
+        energy_rollouts = recording_rollouts(models, data, energy=energy)
+        metrics["energy_decay"] = {
+            "truth": energy_decay_rate(energy_rollouts.t, energy_rollouts.true_energy),
+            **{
+                k: energy_decay_rate(energy_rollouts.t, e)
+                for k, e in energy_rollouts.model_energy.items()
+            },
+        }
+    if seed == 0 or not (out / task.name / "figures").exists():
+        _seed_figures(task, data, out / task.name / "figures", rollouts, energy_rollouts, histories)
+    if task.name == "three-body":
+        # the review's point: the HNN conserves its own energy, yet its trajectory diverges
+        x0 = data.test_initial_states[0]
+        div = divergence_rollouts(system, models, x0, torch.linspace(0.0, 10.0, 500))
+        metrics["divergence"] = {
+            k: div[k]
+            for k in ("divergence_time", "energy_drift", "learned_energy_drift", "threshold")
+        }
+        if seed == 0:
+            divergence_figure(
+                div,
+                out / task.name / "figures" / "divergence",
+                title="three-body (first test state): the HNN conserves its own energy, "
+                "yet its trajectory diverges",
+                orbit_until=task.data.t_span[1] if task.data.t_span else None,
+            )
+    atomic_write_json(done, metrics)
+    return metrics
+
+
+def _seed_figures(
+    task: Task,
+    data: Any,
+    figs: Path,
+    rollouts: Any,
+    energy_rollouts: Any,
+    histories: dict[str, Any],
+) -> None:
+    """Seed 0's figures of a task: energy (with a dhnn), rollouts, losses."""
+    if "dhnn" in task.models:
+        test_t = data.t[0, data.test_mask[0]] - data.t[0, 0]
+        energy_curves(
+            energy_rollouts,
+            figs / "energy",
+            title=f"{task.name}: energy along rollouts"
+            + (" over the whole recording" if task.system is None else " (first test state)"),
+            ylabel="2.4(1 − cos q) + p²" if task.system is None else "true H",
+            shade=(float(test_t[0]), float(test_t[-1])) if task.system is None else None,
+        )
+    rollout_panels(
+        rollouts,
+        figs / "rollouts",
+        title=f"{task.name}: rollouts far past the training window",
+        orbit=task.name in ("two-body", "three-body"),
+    )
+    loss_curves(histories, figs / "loss", title=f"{task.name}: loss vs step")
