@@ -1,4 +1,4 @@
-"""Command line: ``hnnkit systems | train | evaluate | reproduce | symbolic``."""
+"""Command line: ``hnnkit systems | train | evaluate | reproduce | run | symbolic``."""
 
 from __future__ import annotations
 
@@ -827,6 +827,23 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """``hnnkit run EXPERIMENT.toml``: train and evaluate one experiment into OUT/<name or hash>."""
+    from .experiments.reproduce import resolve_device
+    from .experiments.run import run_experiment
+    from .experiments.spec import Experiment
+
+    exp = Experiment.from_toml(args.experiment)
+    device = resolve_device(args.device)
+    run_dir, metrics = run_experiment(exp, args.out, device=device, quiet=args.quiet)
+    for key, cell in metrics.items():
+        if isinstance(cell, dict) and "mean" in cell:
+            mean, sem = (math.nan if cell[k] is None else cell[k] for k in ("mean", "sem"))
+            print(f"{key:<14} {mean:.4e} ± {sem:.2e}")
+    print(f"experiment {exp.config_hash()}: wrote {run_dir}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="hnnkit",
@@ -986,6 +1003,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=cmd_reproduce)
+
+    x = sub.add_parser(
+        "run", help="train and evaluate one experiment described by a TOML file (data, model, …)"
+    )
+    x.add_argument("experiment", help="EXPERIMENT.toml: tables [data], [model], [train], [eval]")
+    x.add_argument(
+        "--out",
+        default="runs",
+        help="parent directory; the run goes to OUT/<name or config hash> (default runs); a "
+        "finished run of the same experiment there is reused",
+    )
+    x.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    x.add_argument("--quiet", action="store_true", help="no progress bar")
+    x.set_defaults(func=cmd_run)
     return p
 
 
