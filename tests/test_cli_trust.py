@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -295,12 +296,20 @@ def test_a_read_only_parent_gives_a_clear_error(tmp_path, capsys):
     parent.mkdir()
     parent.chmod(0o500)
     try:
-        if os.access(parent, os.W_OK):
-            pytest.skip("running as root: a chmod 0o500 directory stays writable")
-        assert train(parent / "run") == 2
-        assert "not writable" in error_line(capsys)
+        if not os.access(parent, os.W_OK):
+            assert train(parent / "run") == 2
+            assert "not writable" in error_line(capsys)
+            return
     finally:
         parent.chmod(0o700)
+    # root writes through a chmod 0o500 directory; /sys refuses even root (EPERM or EROFS)
+    parent = Path("/sys/hnnkit-test")
+    if not Path("/sys").is_dir():
+        pytest.skip("running as root without /sys: no directory refuses writes")
+    assert train(parent / "run") == 2
+    line = error_line(capsys)
+    assert "cannot write" in line and ("not writable" in line or "read-only" in line), line
+    assert not parent.exists()
 
 
 def test_a_full_disk_gives_a_clear_error_and_keeps_the_old_run(run, monkeypatch, capsys):
