@@ -1,4 +1,9 @@
-"""Models: every one exposes ``vector_field(t, x)``."""
+"""Models: every one exposes ``vector_field(t, x)``; the registered ones are built by name.
+
+``build_model(name, dim, generator=g)`` builds a registered model (:func:`list_models`);
+``register_model`` adds one (see :mod:`hnnkit.models.registry`). Each model module registers
+its own entry when imported, so a module listed here is all it takes.
+"""
 
 from .autoencoder import MLPAutoencoder as MLPAutoencoder
 from .autoencoder import PixelHNN as PixelHNN
@@ -7,8 +12,20 @@ from .dissipative import DissipativeHNN as DissipativeHNN
 from .hnn import HNN as HNN
 from .kan import KAN as KAN
 from .kan import kan_regularizer as kan_regularizer
+from .kan_hnn import make_kan_dhnn as make_kan_dhnn
+from .kan_hnn import make_kan_hnn as make_kan_hnn
 from .mlp import ACTIVATIONS as ACTIVATIONS
 from .mlp import MLP as MLP
+from .registry import ModelEntry as ModelEntry
+from .registry import build_model as build_model
+from .registry import build_with_shared_options as build_with_shared_options
+from .registry import get_model as get_model
+from .registry import list_models as list_models
+from .registry import register_model as register_model
+from .registry import train_defaults as train_defaults
+from .registry import unregister_model as unregister_model
+
+build = build_model
 
 __all__ = [
     "ACTIVATIONS",
@@ -18,6 +35,17 @@ __all__ = [
     "Baseline",
     "DissipativeHNN",
     "MLPAutoencoder",
+    "ModelEntry",
     "PixelHNN",
+    "build",
+    "build_model",
+    "build_with_shared_options",
+    "get_model",
     "kan_regularizer",
+    "list_models",
+    "make_kan_dhnn",
+    "make_kan_hnn",
+    "register_model",
+    "train_defaults",
+    "unregister_model",
 ]

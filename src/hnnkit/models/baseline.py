@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from .mlp import MLP
+from .registry import register_model
 
 
 class Baseline(nn.Module):
@@ -38,3 +39,22 @@ class Baseline(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+
+def build_baseline(
+    dim: int,
+    *,
+    generator: torch.Generator | None = None,
+    hidden: Sequence[int] = (200, 200),
+    activation: str = "tanh",
+) -> Baseline:
+    """The registered ``baseline``: a :class:`Baseline` MLP ``dim → hidden → dim``."""
+    return Baseline(dim, tuple(hidden), activation, generator=generator)
+
+
+register_model(
+    "baseline",
+    build_baseline,
+    description="MLP that predicts dx/dt directly (the paper's baseline)",
+    defaults={"optimizer": "adam", "steps": 2000, "weight_decay": 1e-4},
+)

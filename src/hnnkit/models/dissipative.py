@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from ..errors import HnnkitValueError, check_choice
 from ..phase_space import energy_gradient, join, split, symplectic
 from .mlp import MLP
+from .registry import register_model
 
 FORMS = ("helmholtz", "rayleigh")
 
@@ -194,3 +195,31 @@ class DissipativeHNN(nn.Module):
                 div = div + g[..., i]
         rate = -div / n
         return rate if build_graph else rate.detach()
+
+
+def build_dhnn(
+    dim: int,
+    *,
+    generator: torch.Generator | None = None,
+    hidden: Sequence[int] = (200, 200),
+    activation: str = "tanh",
+    form: str = "helmholtz",
+) -> DissipativeHNN:
+    """The registered ``dhnn``: a :class:`DissipativeHNN` with MLPs ``dim → hidden → 1`` for H and D.
+
+    ``form`` defaults to the paper's (Sosanya & Greydanus 2022), ``"helmholtz"``.
+    """
+    return DissipativeHNN(
+        dim, form=form, hidden=tuple(hidden), activation=activation, generator=generator
+    )
+
+
+register_model(
+    "dhnn",
+    build_dhnn,
+    description="HNN plus a learned dissipation D, dx/dt = J∇H - ∇D (Sosanya & Greydanus 2022)",
+    # The real pendulum's setting. Measured learned friction, seed 0, 2000 steps: real pendulum
+    # 0.0118 with 1e-5 against 0.0050 with 0 (the recording decays at 0.0119); noise-free
+    # damped pendulum (gamma 0.1) 0.094 with 1e-5 against 0.098 with 0.
+    defaults={"optimizer": "adam", "steps": 2000, "weight_decay": 1e-5},
+)

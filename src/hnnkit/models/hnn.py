@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from ..errors import HnnkitValueError
 from ..phase_space import energy_gradient, symplectic
 from .mlp import MLP
+from .registry import register_model
 
 
 class HNN(nn.Module):
@@ -77,3 +78,22 @@ class HNN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.vector_field(None, x)
+
+
+def build_hnn(
+    dim: int,
+    *,
+    generator: torch.Generator | None = None,
+    hidden: Sequence[int] = (200, 200),
+    activation: str = "tanh",
+) -> HNN:
+    """The registered ``hnn``: an :class:`HNN` whose energy is an MLP ``dim → hidden → 1``."""
+    return HNN(dim, hidden=tuple(hidden), activation=activation, generator=generator)
+
+
+register_model(
+    "hnn",
+    build_hnn,
+    description="Hamiltonian NN: dx/dt = J∇H(x), H an MLP (Greydanus et al. 2019)",
+    defaults={"optimizer": "adam", "steps": 2000, "weight_decay": 1e-4},
+)

@@ -1,0 +1,297 @@
+"""The model registry: a name → a builder of an untrained model and its training defaults.
+
+A model reaches ``hnnkit train --model NAME``, ``hnnkit evaluate``, ``hnnkit models`` and the
+tasks of ``hnnkit reproduce`` by one call::
+
+    register_model(
+        "quadratic-hnn",
+        build_quadratic_hnn,  # (dim, *, generator, **options) -> nn.Module with vector_field
+        description="HNN whose energy is x^T A x",
+        defaults={"optimizer": "adam", "steps": 500, "weight_decay": 0.0},
+    )
+
+The builder takes the phase-space dimension ``dim`` (``2n``) positionally, a
+``torch.Generator`` (or ``None``) as the keyword ``generator``, and optionally more keyword
+options, each with a default (``hidden`` and ``activation`` are the ones ``hnnkit train``
+passes on from ``--hidden`` and ``--activation``). It returns a module whose
+``vector_field(t, x)`` maps states ``(..., dim)`` to derivatives ``(..., dim)``.
+
+``defaults`` are the training settings that ``hnnkit train`` uses when ``--optimizer``,
+``--steps`` or ``--weight-decay`` is not given; this registry is the only place they live.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import HnnkitValueError, UnknownNameError
+
+#: The keys of a model's training defaults, in the order ``hnnkit models`` shows them.
+DEFAULT_KEYS = ("optimizer", "steps", "weight_decay")
+
+Builder = Callable[..., nn.Module]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered model.
+
+    Attributes:
+        name: the registered name (``hnnkit train --model NAME``).
+        builder: ``builder(dim, *, generator, **options) -> nn.Module``.
+        description: one line for ``hnnkit models``.
+        defaults: ``{"optimizer", "steps", "weight_decay"}``, read-only.
+        options: the builder's keyword options (besides ``generator``) and their defaults.
+    """
+
+    name: str
+    builder: Builder
+    description: str
+    defaults: Mapping[str, Any]
+    options: Mapping[str, Any]
+
+    def accepts(self, option: str) -> bool:
+        """Whether the builder takes the keyword option ``option``."""
+        return option in self.options
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def _builder_options(name: str, builder: Builder) -> dict[str, Any]:
+    """The keyword options of ``builder`` with their defaults, after checking its contract."""
+    contract = "builder(dim, *, generator, **options) with a default for every option"
+    try:
+        sig = inspect.signature(builder)
+    except (TypeError, ValueError) as exc:
+        raise HnnkitValueError(
+            f"model {name!r}: cannot read the builder's signature ({exc}); it must be {contract}"
+        ) from None
+    try:
+        sig.bind(2, generator=None)
+    except TypeError as exc:
+        raise HnnkitValueError(
+            f"model {name!r}: the builder cannot be called as builder(dim, generator=...) "
+            f"({exc}); it must be {contract}"
+        ) from None
+    options = {}
+    for i, param in enumerate(sig.parameters.values()):
+        if i == 0 or param.name == "generator":
+            continue
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        options[param.name] = None if param.default is param.empty else param.default
+    return options
+
+
+def _check_defaults(name: str, defaults: object) -> dict[str, Any]:
+    example = '{"optimizer": "adam", "steps": 2000, "weight_decay": 1e-4}'
+    if not isinstance(defaults, Mapping):
+        raise HnnkitValueError(
+            f"model {name!r}: defaults must be a mapping like {example}, got {defaults!r}"
+        )
+    keys = set(defaults)
+    if keys != set(DEFAULT_KEYS):
+        missing = [k for k in DEFAULT_KEYS if k not in keys]
+        extra = sorted(str(k) for k in keys - set(DEFAULT_KEYS))
+        parts = [f"missing {', '.join(missing)}"] if missing else []
+        parts += [f"unknown {', '.join(extra)}"] if extra else []
+        raise HnnkitValueError(
+            f"model {name!r}: defaults need exactly the keys {', '.join(DEFAULT_KEYS)} "
+            f"({'; '.join(parts)}), e.g. {example}"
+        )
+    optimizer, steps, wd = (defaults[k] for k in DEFAULT_KEYS)
+    if not isinstance(optimizer, str) or not optimizer:
+        raise HnnkitValueError(
+            f"model {name!r}: defaults['optimizer'] must be an optimizer name such as 'adam' "
+            f"or 'lbfgs', got {optimizer!r}"
+        )
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise HnnkitValueError(
+            f"model {name!r}: defaults['steps'] must be an integer >= 1, got {steps!r}"
+        )
+    if isinstance(wd, bool) or not isinstance(wd, int | float) or not math.isfinite(wd) or wd < 0:
+        raise HnnkitValueError(
+            f"model {name!r}: defaults['weight_decay'] must be a finite number >= 0, got {wd!r}"
+        )
+    return {"optimizer": optimizer, "steps": steps, "weight_decay": float(wd)}
+
+
+def _same_definition(a: Builder, b: Builder) -> bool:
+    """Whether two builders come from the same source definition (a module imported twice)."""
+
+    def where(f: Builder) -> tuple[object, object]:
+        code = getattr(f, "__code__", None)
+        return getattr(f, "__qualname__", None), getattr(code, "co_filename", None)
+
+    return where(a) == where(b) and where(a) != (None, None)
+
+
+def register_model(
+    name: str,
+    builder: Builder,
+    *,
+    description: str,
+    defaults: Mapping[str, Any],
+    replace: bool = False,
+) -> ModelEntry:
+    """Make ``builder`` available as ``build_model(name, dim, generator=...)`` and on the command line.
+
+    Args:
+        name: the model's name: non-empty, no whitespace or commas (it is a CLI choice).
+        builder: ``builder(dim, *, generator, **options) -> nn.Module`` (see the module
+            docstring); every option needs a default.
+        description: one line for ``hnnkit models``.
+        defaults: training defaults ``{"optimizer": str, "steps": int >= 1,
+            "weight_decay": float >= 0}``.
+        replace: allow replacing another model registered under ``name``. Registering the
+            same builder definition again (its module imported twice) is always allowed.
+
+    Returns:
+        The new :class:`ModelEntry`.
+
+    Raises:
+        HnnkitValueError: on a bad name, builder, description or defaults, or a name that
+            another builder already holds (without ``replace=True``).
+    """
+    if (
+        not isinstance(name, str)
+        or not name
+        or any(c.isspace() or c == "," for c in name)
+        or name.startswith("-")
+    ):
+        raise HnnkitValueError(
+            f"model name must be a non-empty string without whitespace or commas, not starting "
+            f"with '-', got {name!r}"
+        )
+    if not callable(builder):
+        raise HnnkitValueError(f"model {name!r}: builder must be callable, got {builder!r}")
+    if not isinstance(description, str) or not description.strip() or "\n" in description:
+        raise HnnkitValueError(
+            f"model {name!r}: description must be one non-empty line, got {description!r}"
+        )
+    options = _builder_options(name, builder)
+    checked = _check_defaults(name, defaults)
+    old = _REGISTRY.get(name)
+    if old is not None and not replace and not _same_definition(old.builder, builder):
+        raise HnnkitValueError(
+            f"model {name!r} is already registered (by {_qualified(old.builder)}); choose "
+            "another name, or pass replace=True to replace it"
+        )
+    entry = ModelEntry(
+        name=name,
+        builder=builder,
+        description=description.strip(),
+        defaults=MappingProxyType(checked),
+        options=MappingProxyType(options),
+    )
+    _REGISTRY[name] = entry
+    return entry
+
+
+def _qualified(f: Builder) -> str:
+    return f"{getattr(f, '__module__', '?')}.{getattr(f, '__qualname__', repr(f))}"
+
+
+def unregister_model(name: str) -> ModelEntry:
+    """Remove ``name`` from the registry and return its entry (e.g. after a test registers one).
+
+    Raises:
+        UnknownNameError: if ``name`` is not registered.
+    """
+    entry = get_model(name)
+    del _REGISTRY[name]
+    return entry
+
+
+def get_model(name: str) -> ModelEntry:
+    """The registry entry of ``name``.
+
+    Raises:
+        UnknownNameError: if ``name`` is not registered (the message lists the valid names).
+    """
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise UnknownNameError("model", name, _REGISTRY) from None
+
+
+def list_models() -> dict[str, ModelEntry]:
+    """A copy of the registry, name → :class:`ModelEntry`, sorted by name."""
+    return {name: _REGISTRY[name] for name in sorted(_REGISTRY)}
+
+
+def train_defaults(name: str) -> dict[str, Any]:
+    """The training defaults of model ``name``: ``{"optimizer", "steps", "weight_decay"}``.
+
+    Raises:
+        UnknownNameError: if ``name`` is not registered.
+    """
+    return dict(get_model(name).defaults)
+
+
+def build_model(
+    name: str, dim: int, *, generator: torch.Generator | None, **options: Any
+) -> nn.Module:
+    """An untrained model ``name`` for phase-space dimension ``dim``.
+
+    Args:
+        name: a registered name (:func:`list_models`).
+        dim: phase-space dimension ``2n``.
+        generator: the initialisation's randomness (``None``: the global RNG, only read).
+        **options: the model's keyword options (:attr:`ModelEntry.options`), e.g.
+            ``hidden=(200, 200), activation="tanh"`` for ``hnn``.
+
+    Raises:
+        UnknownNameError: if ``name`` is not registered.
+        HnnkitValueError: on an option the model does not take, or (from the builder) on
+            unusable values; also if the builder returns something without ``vector_field``.
+    """
+    entry = get_model(name)
+    unknown = sorted(set(options) - set(entry.options))
+    if unknown:
+        valid = ", ".join(entry.options) or "none"
+        raise HnnkitValueError(
+            f"model {name!r} takes no option {', '.join(unknown)}; its options are: {valid}"
+        )
+    model = entry.builder(dim, generator=generator, **options)
+    if not callable(getattr(model, "vector_field", None)):
+        raise HnnkitValueError(
+            f"model {name!r}: its builder {_qualified(entry.builder)} returned "
+            f"{type(model).__name__}, which has no vector_field(t, x) method"
+        )
+    return model
+
+
+def build_with_shared_options(
+    name: str, dim: int, *, generator: torch.Generator | None, **shared: Any
+) -> nn.Module:
+    """Like :func:`build_model`, but each of ``shared`` goes only to a model that takes it.
+
+    For settings shared by several models of one experiment (``hidden``, ``activation``):
+    a model without such an option (a KAN, a user's quadratic energy) is built without it.
+    """
+    entry = get_model(name)
+    options = {key: value for key, value in shared.items() if entry.accepts(key)}
+    return build_model(name, dim, generator=generator, **options)
+
+
+__all__ = [
+    "DEFAULT_KEYS",
+    "ModelEntry",
+    "build_model",
+    "build_with_shared_options",
+    "get_model",
+    "list_models",
+    "register_model",
+    "train_defaults",
+    "unregister_model",
+]
