@@ -1,12 +1,14 @@
 """Your own start states, energy bands and trajectory files (CSV/npz), library and CLI."""
 
 import csv
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
 
+from hnnkit.cli import main
 from hnnkit.data import (
     DEFAULT_TEST_FRACTION,
     file_sha256,
@@ -248,3 +250,89 @@ def test_npz_keeps_its_split_and_records_its_hash(tmp_path, spring_data):
     assert d.config["seed"] == spring_data.config["seed"]
     with pytest.raises(HnnkitValueError, match="holds its own train/test split"):
         load_trajectories(path, test_fraction=0.3)
+
+
+# -- hnnkit train --data ---------------------------------------------------------------------
+
+
+def refused(capsys, argv, needle, out, command="train"):
+    """``argv`` fails with one line ``hnnkit CMD: error: ...`` holding ``needle``, exit 2, no run."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"hnnkit {command}: error: "), err
+    assert needle in err[0], err[0]
+    if command == "train":
+        assert not out.exists()
+        assert not [p for p in out.parent.iterdir() if p.name.startswith(f".{out.name}")]
+
+
+@pytest.mark.parametrize(("model", "derivatives"), [("hnn", True), ("dhnn", False)])
+def test_train_and_evaluate_on_a_csv(tmp_path, capsys, spring_data, model, derivatives):
+    path = write_csv(tmp_path / "spring.csv", spring_data, derivatives=derivatives)
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(path), "--model", model, "--out", str(run), *TINY]
+    assert main([*argv, "--test-fraction", "0.34"]) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["system"] == "data"
+    assert cfg["data"] == {
+        "path": str(path.absolute()),
+        "sha256": file_sha256(path),
+        "test_fraction": 0.34,
+    }
+    expected = "given" if derivatives else "finite differences"
+    assert cfg["dataset"]["derivatives"] == expected
+    assert cfg["dataset"]["trajectories"] == [f"run{i}" for i in range(6)]
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 0
+    assert "scored against their recorded states" in capsys.readouterr().out
+    metrics = json.loads((run / "metrics.json").read_text())
+    for key in ("train_loss", "test_loss", "rollout_mse", "valid_time"):
+        assert math.isfinite(metrics[key]["mean"]) and metrics[key]["mean"] >= 0, key
+    assert 0 < metrics["valid_time"]["mean"] <= float(spring_data.t[0, -1]) + 1e-12
+    assert (run / "rollouts.png").is_file()
+    # a changed file is refused, by evaluate and by --resume
+    with open(path, "a") as f:
+        f.write(f"run9,0.0,{',0.0' * (4 if derivatives else 2)}\n".replace(",,", ","))
+    refused(capsys, ["evaluate", str(run)], "has changed since it was recorded", run, "evaluate")
+
+
+def test_npz_data_trains(tmp_path, spring_data):
+    path = spring_data.save(tmp_path / "spring.npz")
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(path), "--out", str(run), *TINY]) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["dataset"]["format"] == "npz" and cfg["data"]["sha256"] == file_sha256(path)
+
+
+@pytest.mark.parametrize("case", list(BAD_CSV))
+def test_bad_csv_files_are_one_line_cli_errors(tmp_path, capsys, spring_data, case):
+    edit, needle = BAD_CSV[case]
+    path = write_csv(tmp_path / "bad.csv", spring_data, rows=edit)
+    out = tmp_path / "run"
+    refused(capsys, ["train", "--data", str(path), "--out", str(out), *TINY], needle, out)
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--n-trajectories", "6"], "--n-trajectories: not for --data"),
+        (["--energy-range", "0.1", "0.2"], "--energy-range: not for --data"),
+        (["--hamiltonian", "q**2"], "--hamiltonian: not for --data"),
+        (["--system", "spring"], "--data and --system spring: pass one of them"),
+        (["--test-fraction", "0"], "--test-fraction must be in (0, 1)"),
+    ],
+)
+def test_data_conflicts_are_refused(tmp_path, capsys, spring_data, extra, needle):
+    path = write_csv(tmp_path / "s.csv", spring_data)
+    out = tmp_path / "run"
+    refused(capsys, ["train", "--data", str(path), *extra, "--out", str(out), *TINY], needle, out)
+
+
+def test_missing_and_npz_split_conflicts_are_refused(tmp_path, capsys, spring_data):
+    out = tmp_path / "run"
+    argv = ["train", "--out", str(out), *TINY]
+    refused(capsys, [*argv, "--data", str(tmp_path / "none.csv")], "does not exist", out)
+    path = spring_data.save(tmp_path / "d.npz")
+    refused(
+        capsys, [*argv, "--data", str(path), "--test-fraction", "0.3"], "its own train/test", out
+    )

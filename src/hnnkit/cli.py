@@ -131,36 +131,253 @@ def _check_config_matches_checkpoint(cfg: dict, state: dict, cfg_path: Path, adv
 
 
 def cmd_systems(args: argparse.Namespace) -> int:
+    """``hnnkit systems``: every registered system, the measured real pendulum and ``custom``."""
+    from .data.real_pendulum import ENERGY_K
     from .systems import list_systems
 
-    print(f"{'name':<12} {'class':<10} {'dof':>3}  H(q, p)")
+    rows = [("name", "class", "dof", "H(q, p)", "defaults")]
     for name, cls in list_systems().items():
         if name == "custom":
-            print(
-                f'{name:<12} {"Custom":<10} {"n":>3}  your formula, e.g. "p**2/2 + q**2/2 + q**4/4"'
+            rows.append(
+                (
+                    name,
+                    "Custom",
+                    "n",
+                    'yours: --hamiltonian "p**2/2 + q**2/2 + q**4/4" [--dof n] [--param k=2]',
+                    "",
+                )
             )
             continue
         try:
             s = cls()
         except TypeError:
+            rows.append((name, getattr(cls, "__name__", "?"), "?", "(needs arguments)", ""))
             continue
-        print(f"{name:<12} {cls.__name__:<10} {s.dof:>3}  {s.formula}   {s!r}")
+        rows.append((name, cls.__name__, str(s.dof), str(s.formula), repr(s)))
+    rows.append(
+        (
+            "real-pendulum",
+            "measured",
+            "1",
+            f"a recording; its energy {ENERGY_K:g}*(1 - cos(q)) + p**2",
+            "hnnkit.data.real_pendulum()",
+        )
+    )
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1]), r[2].rjust(widths[2])]
+        print(f"{'  '.join(cells)}  {r[3].ljust(widths[3])}  {r[4]}".rstrip())
     return 0
 
 
-def _dataset_from_config(cfg: dict[str, Any]):
-    from .data import generate, real_pendulum
+#: The ``system`` of a run trained with ``--data FILE`` (its config's ``data`` names the file).
+DATA_SYSTEM = "data"
 
+
+def _dataset_from_config(cfg: dict[str, Any]):
+    """The dataset a run's config describes: its file, the real pendulum, or a simulation.
+
+    Raises:
+        DataFileError: if a ``--data`` run's file is missing or has changed (SHA-256).
+    """
+    from .data import generate, load_trajectories, real_pendulum
+
+    if "data" in cfg:
+        entry = cfg["data"]
+        if not isinstance(entry, dict) or not {"path", "sha256"} <= set(entry):
+            raise DataFileError("config.json of a --data run lacks data.path or data.sha256")
+        return load_trajectories(
+            entry["path"], test_fraction=entry.get("test_fraction"), sha256=entry["sha256"]
+        )
     if cfg["system"] == "real-pendulum":
         return real_pendulum()
     return generate(
-        cfg["system"],
+        _system_from_config(cfg),
         n_trajectories=cfg.get("n_trajectories"),
         n_points=cfg.get("n_points"),
         noise_std=cfg.get("noise_std"),
         seed=cfg["seed"],
+        test_fraction=cfg.get("test_fraction"),
+        energy_range=cfg.get("energy_range"),
         cache=True,
     )
+
+
+def _system_from_config(cfg: dict[str, Any]):
+    """The true system of a run's config; ``None`` for measured data (``--data``, real-pendulum)."""
+    from .systems import Custom, get_system
+
+    if "data" in cfg or cfg["system"] == "real-pendulum":
+        return None
+    if cfg["system"] == "custom":
+        if not isinstance(cfg.get("hamiltonian"), str):
+            raise DataFileError(
+                "config.json of a --system custom run lacks its 'hamiltonian'; retrain the run"
+            )
+        return Custom(cfg["hamiltonian"], cfg.get("dof", 1), parameters=cfg.get("params") or {})
+    return get_system(cfg["system"])
+
+
+def _parse_params(items: list[str] | None) -> dict[str, float]:
+    """``--param NAME=VALUE`` options as a dict (one-line errors for malformed ones)."""
+    out: dict[str, float] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not sep or not name.isidentifier() or not math.isfinite(number):
+            raise HnnkitValueError(
+                f"--param takes NAME=VALUE with a finite number, e.g. --param k=2; got {item!r}"
+            )
+        if name in out:
+            raise HnnkitValueError(f"--param {name} is given twice; pass each name once")
+        out[name] = number
+    return out
+
+
+def _source_config(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
+    """Check ``--system``/``--data`` and their options; the config keys they add, and the state size.
+
+    A ``--data`` run records ``data: {path, sha256[, test_fraction]}`` and ``system: "data"``;
+    a custom system ``hamiltonian``, ``dof`` and ``params``; ``energy_range`` and
+    ``test_fraction`` are recorded when given.
+    """
+    from .data import load_trajectories
+    from .data.sampling import check_energy_range
+
+    own = [
+        flag
+        for flag, value in (
+            ("--hamiltonian", args.hamiltonian),
+            ("--dof", args.dof),
+            ("--param", args.param),
+        )
+        if value is not None
+    ]
+    if args.test_fraction is not None and not 0 < args.test_fraction < 1:
+        raise HnnkitValueError(
+            f"--test-fraction must be in (0, 1) (the share of whole trajectories held out), got "
+            f"{args.test_fraction}"
+        )
+    if args.data is not None:
+        simulation = [
+            flag
+            for flag, value in (
+                ("--n-trajectories", args.n_trajectories),
+                ("--n-points", args.n_points),
+                ("--noise-std", args.noise_std),
+                ("--energy-range", args.energy_range),
+            )
+            if value is not None
+        ]
+        if args.system is not None:
+            raise HnnkitValueError(
+                f"--data and --system {args.system}: pass one of them (with --data the "
+                "trajectories come from the file)"
+            )
+        if simulation or own:
+            raise HnnkitValueError(
+                f"{', '.join(simulation + own)}: not for --data, whose trajectories come from the "
+                "file; drop them"
+            )
+        data = load_trajectories(args.data, test_fraction=args.test_fraction)
+        entry: dict[str, Any] = {"path": data.config["source"], "sha256": data.config["sha256"]}
+        if args.test_fraction is not None:
+            entry["test_fraction"] = args.test_fraction
+        args.system = DATA_SYSTEM
+        return {"data": entry}, data.dim
+    if args.system is None:
+        raise HnnkitValueError(
+            "hnnkit train needs --system NAME (see `hnnkit systems`; your own H with --system "
+            'custom --hamiltonian "p**2/2 + q**2/2") or --data FILE (.csv or .npz)'
+        )
+    extra: dict[str, Any] = {}
+    if args.system == "custom":
+        if args.hamiltonian is None:
+            raise HnnkitValueError(
+                '--system custom needs --hamiltonian FORMULA, e.g. --hamiltonian "p**2/2 + '
+                'q**2/2 + q**4/4", or with --dof 2 "(p1**2 + p2**2)/2 + (q1**2 + q2**2)/2"'
+            )
+        if args.dof is not None and args.dof < 1:
+            raise HnnkitValueError(f"--dof must be >= 1 (degrees of freedom), got {args.dof}")
+        extra = {
+            "hamiltonian": args.hamiltonian,
+            "dof": 1 if args.dof is None else args.dof,
+            "params": _parse_params(args.param),
+        }
+        dim = _system_from_config({"system": "custom", **extra}).dim
+    elif own:
+        raise HnnkitValueError(
+            f"{', '.join(own)}: only for --system custom (your own Hamiltonian), not --system "
+            f"{args.system}"
+        )
+    else:
+        dim = _system_dim(args.system)
+    measured = args.system == "real-pendulum"
+    for flag, value in (
+        ("--energy-range", args.energy_range),
+        ("--test-fraction", args.test_fraction),
+    ):
+        if measured and value is not None:
+            raise HnnkitValueError(
+                f"{flag}: not for --system real-pendulum, whose data are a fixed recording; drop it"
+            )
+    if args.energy_range is not None:
+        try:
+            extra["energy_range"] = list(check_energy_range(args.energy_range))
+        except HnnkitValueError:
+            raise HnnkitValueError(
+                f"--energy-range LO HI needs finite numbers with LO < HI, e.g. 0.02 0.1; got "
+                f"{args.energy_range[0]:g} {args.energy_range[1]:g}"
+            ) from None
+    if args.test_fraction is not None:
+        extra["test_fraction"] = args.test_fraction
+    return extra, dim
+
+
+def _recorded_rollouts(name: str, model, data):
+    """Rollouts of ``model`` from the first state of each held-out trajectory over its recorded
+    times, scored against the recorded states (no true system: ``--data`` runs).
+
+    Returns ``({name: {rollout_mse, valid_time}}, Rollouts)``; the energy panel shows the
+    model's learned H (along the recording and the rollout) when it has one.
+    """
+    import torch
+
+    from .evaluate import Rollouts, as_float64, rollout
+    from .metrics import mean_sem, rollout_mse, valid_prediction_time
+
+    m64 = as_float64(model)
+    states = data.x_clean if data.x_clean is not None else data.x
+    idx = data.test_trajectories[:25]
+    t0 = (data.t[idx] - data.t[idx, :1]).to(torch.float64)  # (B, T), each from 0
+    true = states[idx].to(torch.float64).transpose(0, 1)  # (T, B, d)
+    pred = torch.stack(
+        [rollout(m64, true[:1, b], t0[b], rtol=1e-9, atol=1e-9)[:, 0] for b in range(len(idx))],
+        dim=1,
+    )
+    per = {
+        "rollout_mse": rollout_mse(true, pred).mean(0),
+        "valid_time": torch.stack(
+            [
+                valid_prediction_time(t0[b], true[:, b : b + 1], pred[:, b : b + 1])[0]
+                for b in range(len(idx))
+            ]
+        ),
+    }
+    if hasattr(m64, "hamiltonian"):
+        with torch.no_grad():
+            e_true, e_pred = m64.hamiltonian(true), m64.hamiltonian(pred)
+    else:
+        e_true = e_pred = torch.full(true.shape[:2], math.nan, dtype=torch.float64)
+    scores = {k: {**mean_sem(v), "values": v.tolist()} for k, v in per.items()}
+    rollouts = Rollouts(
+        t=t0[0], true=true, models={name: pred}, true_energy=e_true, model_energy={name: e_pred}
+    )
+    return {name: scores}, rollouts
 
 
 def _resolve_train_args(args: argparse.Namespace) -> None:
@@ -528,7 +745,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_out_path(out)
     device = resolve_device(args.device)
-    dim = _system_dim(args.system)  # validate the name before any work
+    source, dim = _source_config(args)  # the system or data file, validated before any work
     if args.model == "kan" and args.kan_widths[0] != dim:
         raise HnnkitValueError(
             f"--kan-widths must start with the {dim} phase-space coordinates of {args.system}, "
@@ -549,6 +766,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "noise_std": args.noise_std,
         "optimizer": args.optimizer,
     }
+    cfg.update(source)
     if args.model == "kan":
         del cfg["hidden"], cfg["activation"]
         cfg["kan"] = _kan_config(args)
@@ -663,6 +881,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     with DirectoryLock(run, "hnnkit evaluate"):
         remove_stale_temporaries(run)
         cfg = _read_run_config(cfg_path)
+        if "data" in cfg and args.t_span is not None:
+            raise HnnkitValueError(
+                "--t-span: not for a --data run, whose rollouts follow the recorded times of "
+                "its held-out trajectories; drop it"
+            )
         span = _check_t_span(args.t_span, cfg["system"])
         state = load_checkpoint(run / "checkpoint.pt")
         _check_config_matches_checkpoint(
@@ -679,7 +902,6 @@ def _evaluate_run(run: Path, cfg: dict[str, Any], state: dict[str, Any], span) -
     from .evaluate import evaluate_corrected, loss_metrics
     from .files import atomic_write_json
     from .report import rollout_panels
-    from .systems import get_system
 
     data = _dataset_from_config(cfg)
     model = model_from_config(cfg, data.dim)
@@ -689,11 +911,14 @@ def _evaluate_run(run: Path, cfg: dict[str, Any], state: dict[str, Any], span) -
         raise DataFileError(
             f"{run / 'checkpoint.pt'} does not match the model in config.json ({exc})"
         ) from exc
-    system = get_system(cfg["system"]) if cfg["system"] != "real-pendulum" else None
+    system = _system_from_config(cfg)
     try:
-        corr, rollouts = evaluate_corrected(
-            cfg["system"], system, {cfg["model"]: model}, data, t_span=span
-        )
+        if "data" in cfg:  # a file of trajectories, no true system: scored against the file
+            corr, rollouts = _recorded_rollouts(cfg["model"], model, data)
+        else:
+            corr, rollouts = evaluate_corrected(
+                cfg["system"], system, {cfg["model"]: model}, data, t_span=span
+            )
     except RuntimeError as exc:
         if "max_steps" not in str(exc):
             raise
@@ -721,6 +946,11 @@ def _evaluate_run(run: Path, cfg: dict[str, Any], state: dict[str, Any], span) -
     for k, v in metrics.items():
         mean, sem = (math.nan if v[key] is None else v[key] for key in ("mean", "sem"))
         print(f"{k:<14} {mean:.4e} ± {sem:.2e}")
+    if "data" in cfg:
+        print(
+            "no true system for a --data run: rollouts start from the held-out trajectories' "
+            "first states and are scored against their recorded states"
+        )
     print(f"wrote {run}/metrics.json and rollouts.png/svg")
     return 0
 
@@ -864,7 +1094,52 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_systems)
 
     t = sub.add_parser("train", help="train one model on one system")
-    t.add_argument("--system", required=True, help="a name from `hnnkit systems`, or real-pendulum")
+    t.add_argument(
+        "--system",
+        default=None,
+        help="a name from `hnnkit systems`, real-pendulum, or custom with --hamiltonian "
+        "(one of --system and --data is needed)",
+    )
+    u = t.add_argument_group("your own system or data")
+    u.add_argument(
+        "--hamiltonian",
+        default=None,
+        metavar="FORMULA",
+        help="--system custom only: H in q, p (one degree of freedom) or q1..qn, p1..pn, e.g. "
+        '"p**2/2 + q**2/2 + q**4/4"',
+    )
+    u.add_argument(
+        "--dof", type=int, default=None, help="--system custom: degrees of freedom n (default 1)"
+    )
+    u.add_argument(
+        "--param",
+        action="append",
+        default=None,
+        metavar="NAME=VALUE",
+        help="--system custom: a named constant of the formula, e.g. --param k=2 (repeatable)",
+    )
+    u.add_argument(
+        "--energy-range",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("LO", "HI"),
+        help="simulated systems: start states whose true energy lies in [LO, HI] (rays from the "
+        "minimum of H, bisection on the radius)",
+    )
+    u.add_argument(
+        "--data",
+        default=None,
+        metavar="FILE",
+        help="train on your own trajectories: a .csv (columns trajectory, t, q1..qn, p1..pn, "
+        "optional dq1..dqn, dp1..dpn) or an .npz written by Dataset.save; instead of --system",
+    )
+    u.add_argument(
+        "--test-fraction",
+        type=float,
+        default=None,
+        help="fraction of whole trajectories held out (default: the system's; 0.2 for a CSV)",
+    )
     t.add_argument(
         "--model",
         choices=list(TRAIN_DEFAULTS),
