@@ -34,18 +34,6 @@ def _int_list(flag: str, example: str):
 
 _hidden = _int_list("--hidden", "200,200")
 
-#: Per model: the defaults of --optimizer, --steps and --weight-decay when they are not given.
-#: A KAN trains with the seed report's full-batch L-BFGS, without weight decay; an L-BFGS
-#: step runs up to 20 inner iterations, so it needs far fewer steps than Adam.
-TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
-    "hnn": {"optimizer": "adam", "steps": 2000, "weight_decay": 1e-4},
-    "baseline": {"optimizer": "adam", "steps": 2000, "weight_decay": 1e-4},
-    # The real pendulum's setting. Measured learned friction, seed 0, 2000 steps: real pendulum
-    # 0.0118 with 1e-5 against 0.0050 with 0 (the recording decays at 0.0119); noise-free
-    # damped pendulum (gamma 0.1) 0.094 with 1e-5 against 0.098 with 0.
-    "dhnn": {"optimizer": "adam", "steps": 2000, "weight_decay": 1e-5},
-    "kan": {"optimizer": "lbfgs", "steps": 100, "weight_decay": 0.0},
-}
 #: The KAN options of ``hnnkit train`` and their defaults (``--kan-widths`` is the report's).
 KAN_DEFAULTS: dict[str, Any] = {
     "kan_widths": (2, 1, 2),
@@ -61,7 +49,9 @@ RUN_FILES = ("config.json", "checkpoint.pt")
 REQUIRED_CONFIG_KEYS = ("system", "model", "seed")
 #: Keys of ``config.json`` that record where and with what a run was made, not what it is:
 #: ``--resume`` and ``evaluate`` compare every other key.
-VOLATILE_CONFIG_KEYS = ("provenance", "dataset")
+VOLATILE_CONFIG_KEYS = ("provenance", "dataset", "plugins")
+#: Environment variable: comma-separated plugin modules imported before every command.
+PLUGINS_ENV = "HNNKIT_PLUGINS"
 #: ``evaluate --t-span``: the longest horizon END - START, as a multiple of the length of the
 #: system's default span (20 time units for most systems). The reference and model rollouts
 #: are solved to a tolerance of 1e-9 to 1e-10, so their cost grows with the horizon; beyond
@@ -72,6 +62,123 @@ DEFAULT_EVAL_SPAN = (0.0, 20.0)
 #: ``--threads`` may be at most this many per CPU core (more only adds contention).
 MAX_THREADS_PER_CPU = 4
 _ABSENT = "(absent)"
+
+
+class PluginImportError(HnnkitValueError):
+    """A plugin module (``--plugin`` or ``HNNKIT_PLUGINS``) could not be imported."""
+
+    def __init__(self, plugin: str, reason: str):
+        self.plugin = plugin
+        self.reason = reason
+        super().__init__(f"plugin {plugin} failed to import: {reason}")
+
+
+#: Plugins imported in this process: the name recorded in a run's config → the module.
+_LOADED_PLUGINS: dict[str, Any] = {}
+
+
+def _is_plugin_path(plugin: str) -> bool:
+    return plugin.endswith(".py") or "/" in plugin or os.sep in plugin
+
+
+def load_plugin(plugin: str) -> str:
+    """Import a plugin module once, so that its ``register_model``/``register_system`` calls run.
+
+    Args:
+        plugin: a dotted module name (``mypkg.models``, found on ``sys.path``) or the path of a
+            Python file (``./my_models.py``).
+
+    Returns:
+        The name to record in a run's ``config.json``: the dotted name, or the file's absolute
+        path.
+
+    Raises:
+        PluginImportError: if the module cannot be found or raises while it is imported.
+    """
+    import importlib
+    import importlib.util
+
+    if not isinstance(plugin, str) or not plugin.strip():
+        raise PluginImportError(repr(plugin), "a plugin is a module name or a .py file's path")
+    if _is_plugin_path(plugin):
+        key = os.path.abspath(os.path.expanduser(plugin))
+    else:
+        key = plugin
+    if key in _LOADED_PLUGINS:
+        return key
+    try:
+        if _is_plugin_path(plugin):
+            if not os.path.isfile(key):
+                raise FileNotFoundError(f"no such file {key}")
+            stem = Path(key).stem
+            name = f"_hnnkit_plugin_{''.join(c if c.isalnum() else '_' for c in stem)}"
+            spec = importlib.util.spec_from_file_location(name, key)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"{key} is not a Python module")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(name, None)
+                raise
+        else:
+            module = importlib.import_module(plugin)
+    except Exception as exc:
+        raise PluginImportError(plugin, f"{type(exc).__name__}: {exc}") from exc
+    _LOADED_PLUGINS[key] = module
+    return key
+
+
+def load_plugins(plugins: list[str]) -> list[str]:
+    """Import each plugin (see :func:`load_plugin`); the names to record, without repeats."""
+    loaded: list[str] = []
+    for plugin in plugins:
+        key = load_plugin(plugin)
+        if key not in loaded:
+            loaded.append(key)
+    return loaded
+
+
+def _requested_plugins(argv: list[str]) -> tuple[str | None, list[str]]:
+    """The subcommand and the plugins asked for: ``HNNKIT_PLUGINS``, then each ``--plugin``.
+
+    Read before the full parser is built, since ``--model``'s choices include the plugins'.
+    """
+
+    class Quiet(argparse.ArgumentParser):
+        def error(self, message: str):  # the full parser reports it
+            raise ValueError(message)
+
+    pre = Quiet(add_help=False)
+    _add_top_level_options(pre, typed=False)
+    pre.add_argument("command", nargs="?")
+    pre.add_argument("rest", nargs=argparse.REMAINDER)
+    try:
+        known, _ = pre.parse_known_args(argv)
+    except ValueError:
+        return None, []
+    env = [p.strip() for p in os.environ.get(PLUGINS_ENV, "").split(",") if p.strip()]
+    return known.command, [*env, *known.plugin]
+
+
+def _add_top_level_options(p: argparse.ArgumentParser, *, typed: bool = True) -> None:
+    """``--threads`` and ``--plugin``, the options before the subcommand."""
+    p.add_argument(
+        "--threads",
+        type=int if typed else str,
+        default=1,
+        help=f"torch intra-op threads, 1 to {MAX_THREADS_PER_CPU} per CPU core (default 1; see "
+        "README)",
+    )
+    p.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE (a dotted name or a .py file) first, so that the models and systems "
+        f"it registers reach every command; repeatable; also {PLUGINS_ENV}=A,B",
+    )
 
 
 def _config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -104,17 +211,57 @@ def _read_run_config(path: Path, *, required: tuple[str, ...] = REQUIRED_CONFIG_
             f"{path} holds a JSON {type(cfg).__name__}, not a run's settings (a JSON object); "
             f"{advice}"
         )
-    if required and cfg.get("model") not in (None, "kan"):
+    if not required:
+        return cfg
+    from .models import list_models
+
+    _import_run_plugins(cfg, path)
+    models = list_models()
+    entry = models.get(cfg.get("model"))  # type: ignore[arg-type]
+    if entry is not None and entry.accepts("hidden"):
         required = (*required, "hidden")
     missing = [key for key in required if key not in cfg]
     if missing:
         raise DataFileError(f"{path} lacks {', '.join(missing)}; {advice}")
-    if required and cfg["model"] not in TRAIN_DEFAULTS:
+    if entry is None:
         raise DataFileError(
-            f"{path} names an unknown model {cfg['model']!r} (valid: {', '.join(TRAIN_DEFAULTS)}); "
-            f"{advice}"
+            f"{path} names an unknown model {cfg['model']!r} (valid: {', '.join(models)}); if a "
+            f"plugin registers it, pass it with `hnnkit --plugin MODULE ...` or {PLUGINS_ENV}; "
+            f"else {advice}"
         )
     return cfg
+
+
+def _import_run_plugins(cfg: dict[str, Any], path: Path) -> None:
+    """Import the plugins a run's config records, when its model or system is not registered.
+
+    Raises:
+        DataFileError: if a recorded plugin fails to import (the message says how to pass it).
+    """
+    from .models import list_models
+    from .systems import list_systems
+
+    plugins = cfg.get("plugins")
+    if not plugins:
+        return
+    if not isinstance(plugins, list) or not all(isinstance(p, str) for p in plugins):
+        raise DataFileError(
+            f"{path}: 'plugins' must be a list of module names or paths, got {plugins!r}; "
+            f"retrain the run with `hnnkit train --force --out {path.parent}`"
+        )
+    system = cfg.get("system")
+    measured = system == "real-pendulum" or "data" in cfg  # no system to register
+    if cfg.get("model") in list_models() and (measured or system in list_systems()):
+        return
+    for plugin in plugins:
+        try:
+            load_plugin(plugin)
+        except PluginImportError as exc:
+            raise DataFileError(
+                f"{path} records plugin {plugin}, which failed to import ({exc.reason}); pass "
+                f"the module that registers model {cfg.get('model')!r} with "
+                f"`hnnkit --plugin MODULE ...` or {PLUGINS_ENV}"
+            ) from None
 
 
 def _check_config_matches_checkpoint(cfg: dict, state: dict, cfg_path: Path, advice: str) -> None:
@@ -167,6 +314,31 @@ def cmd_systems(args: argparse.Namespace) -> int:
     for r in rows:
         cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1]), r[2].rjust(widths[2])]
         print(f"{'  '.join(cells)}  {r[3].ljust(widths[3])}  {r[4]}".rstrip())
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """``hnnkit models``: each registered model, its training defaults and its description."""
+    from .models import list_models
+
+    header = ("name", "optimizer", "steps", "weight-decay", "description")
+    rows = [
+        (
+            name,
+            e.defaults["optimizer"],
+            str(e.defaults["steps"]),
+            f"{e.defaults['weight_decay']:g}",
+            e.description,
+        )
+        for name, e in list_models().items()
+    ]
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(4)]
+    for row in (header, *rows):
+        name, optimizer, steps, wd, description = row
+        print(
+            f"{name:<{widths[0]}}  {optimizer:<{widths[1]}}  {steps:>{widths[2]}}  "
+            f"{wd:>{widths[3]}}  {description}"
+        )
     return 0
 
 
@@ -381,10 +553,20 @@ def _recorded_rollouts(name: str, model, data):
 
 
 def _resolve_train_args(args: argparse.Namespace) -> None:
-    """Fill the model-dependent defaults in ``args`` and check the KAN options (before any work)."""
-    for key, value in TRAIN_DEFAULTS[args.model].items():
+    """Fill the model-dependent defaults in ``args`` and check the KAN options (before any work).
+
+    ``--optimizer``, ``--steps`` and ``--weight-decay`` default to the model's registered training
+    defaults; ``--hidden`` and ``--activation`` to its builder's, for a model that takes them.
+    """
+    from .models import get_model
+
+    entry = get_model(args.model)
+    for key, value in entry.defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
+    for key in ("hidden", "activation"):
+        if getattr(args, key) is None and entry.accepts(key):
+            setattr(args, key, entry.options[key])
     given = ["--" + key.replace("_", "-") for key in KAN_DEFAULTS if getattr(args, key) is not None]
     if args.model != "kan":
         if given:
@@ -450,7 +632,7 @@ def _check_train_args(args: argparse.Namespace) -> None:
     positive_int("--batch-size", args.batch_size, 1, "omit it for full batch")
     positive_int("--log-every", args.log_every, 1, "steps between logged losses")
     check_seed("--seed", args.seed)
-    if args.model != "kan" and (not args.hidden or min(args.hidden) < 1):
+    if args.hidden is not None and (not args.hidden or min(args.hidden) < 1):
         raise HnnkitValueError(
             f"--hidden takes positive layer sizes like 200,200, got "
             f"{','.join(map(str, args.hidden))}"
@@ -524,26 +706,39 @@ def _kan_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def model_from_config(cfg: dict[str, Any], dim: int):
-    """The untrained model that a run's ``config.json`` describes (``hnn``, ``baseline`` or ``kan``).
+    """The untrained model that a run's ``config.json`` describes, built through the model registry.
+
+    A ``kan`` run's options come from its ``kan`` section; ``hidden`` and ``activation`` go to the
+    models that take them.
 
     Raises:
         DataFileError: if a ``kan`` run's config has no ``kan`` section.
+        UnknownNameError: if the model is not registered.
     """
     import torch
 
-    if cfg["model"] == "kan":
-        from .experiments.kan_spring import make_kan_dhnn, make_kan_hnn
+    from .models import build_model, get_model
 
+    if cfg["model"] == "kan":
         spec = cfg.get("kan")
         if not isinstance(spec, dict) or "widths" not in spec:
             raise DataFileError("config.json of a kan run has no 'kan' section; retrain the run")
-        build = make_kan_dhnn if spec.get("dissipative") else make_kan_hnn
-        return build(spec["widths"], grid=spec["grid"], generator=torch.Generator())
-    from .experiments.reproduce import build_model
-
-    return build_model(
-        cfg["model"], dim, tuple(cfg["hidden"]), cfg["seed"], cfg.get("activation", "tanh")
-    )
+        return build_model(
+            "kan",
+            dim,
+            generator=torch.Generator(),
+            widths=spec["widths"],
+            grid=spec["grid"],
+            dissipative=bool(spec.get("dissipative")),
+        )
+    entry = get_model(cfg["model"])
+    options: dict[str, Any] = {}
+    if entry.accepts("hidden"):
+        options["hidden"] = tuple(cfg["hidden"])
+    if entry.accepts("activation"):
+        options["activation"] = cfg.get("activation", entry.options["activation"])
+    generator = torch.Generator().manual_seed(cfg["seed"])
+    return build_model(cfg["model"], dim, generator=generator, **options)
 
 
 def _dissipation_rate(model, data) -> dict[str, float]:
@@ -557,24 +752,28 @@ def _train_kan(args: argparse.Namespace, cfg: dict[str, Any], data, device, out:
     """``hnnkit train --model kan``: restarts, grid schedule, optional pruning; writes the run files."""
     import torch
 
-    from .experiments.kan_spring import (
-        make_kan_dhnn,
-        make_kan_hnn,
-        restart_seed,
-        train_with_restarts,
-    )
+    from .experiments.kan_spring import restart_seed, train_with_restarts
     from .files import atomic_write
+    from .models import build_model
     from .models.kan import kan_regularizer
     from .symbolic import save_kan_run
-    from .train import CHECKPOINT, LOG, FitResult, _write_log
+    from .train import CHECKPOINT, LOG, FitResult, write_log
 
     x_train = data.split("train")[0].to(device, torch.float64)
     reg = kan_regularizer(x_train, args.l1) if args.l1 > 0 else None
 
     def build(r: int):
         gen = torch.Generator().manual_seed(restart_seed(args.seed, r))
-        make = make_kan_dhnn if args.dissipative else make_kan_hnn
-        model = make(args.kan_widths, grid=args.grid, generator=gen, x=x_train, device=device)
+        model = build_model(
+            "kan",
+            data.dim,
+            generator=gen,
+            widths=args.kan_widths,
+            grid=args.grid,
+            dissipative=args.dissipative,
+            x=x_train,
+            device=device,
+        )
         return model, reg
 
     model, log = train_with_restarts(
@@ -611,7 +810,7 @@ def _train_kan(args: argparse.Namespace, cfg: dict[str, Any], data, device, out:
         "config": cfg,
     }
     atomic_write(out / CHECKPOINT, lambda p: torch.save(state, p))
-    _write_log(out / LOG, log["history"])
+    write_log(out / LOG, log["history"])
     save_kan_run(out / "kan_run.pt", model, data)
     if not args.quiet:
         if args.restarts > 1:
@@ -755,7 +954,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "system": args.system,
         "model": args.model,
         "seed": args.seed,
-        "hidden": list(args.hidden),
+        "hidden": None if args.hidden is None else list(args.hidden),
         "activation": args.activation,
         "steps": args.steps,
         "lr": args.lr,
@@ -767,9 +966,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         "optimizer": args.optimizer,
     }
     cfg.update(source)
+    from .models import get_model
+
+    for key in ("hidden", "activation"):  # recorded for the models that take them
+        if not get_model(args.model).accepts(key):
+            del cfg[key]
     if args.model == "kan":
-        del cfg["hidden"], cfg["activation"]
         cfg["kan"] = _kan_config(args)
+    if getattr(args, "plugins", None):
+        cfg["plugins"] = list(args.plugins)
     if args.through_step:
         if args.model == "kan":
             raise HnnkitValueError("--through-step is for --model hnn, baseline or dhnn, not kan")
@@ -900,6 +1105,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _evaluate_run(run: Path, cfg: dict[str, Any], state: dict[str, Any], span) -> int:
     """The body of ``hnnkit evaluate`` once the run is locked and its files checked."""
     from .evaluate import evaluate_corrected, loss_metrics
+    from .experiments.protocols import MEASURED_ENERGY
     from .files import atomic_write_json
     from .report import rollout_panels
 
@@ -917,7 +1123,11 @@ def _evaluate_run(run: Path, cfg: dict[str, Any], state: dict[str, Any], span) -
             corr, rollouts = _recorded_rollouts(cfg["model"], model, data)
         else:
             corr, rollouts = evaluate_corrected(
-                cfg["system"], system, {cfg["model"]: model}, data, t_span=span
+                system,
+                {cfg["model"]: model},
+                data,
+                t_span=span,
+                energy=MEASURED_ENERGY.get(cfg["system"]),
             )
     except RuntimeError as exc:
         if "max_steps" not in str(exc):
@@ -1075,23 +1285,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``hnnkit`` parser; ``--model``'s choices are the models registered when it is built."""
+    from .models import list_models
+
     p = argparse.ArgumentParser(
         prog="hnnkit",
         description="Hamiltonian neural networks: train, evaluate, reproduce, extract a formula.",
     )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help=f"torch intra-op threads, 1 to {MAX_THREADS_PER_CPU} per CPU core (default 1; see "
-        "README)",
-    )
+    _add_top_level_options(p)
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser(
         "systems", help="list the registered physical systems and their Hamiltonians"
     )
     s.set_defaults(func=cmd_systems)
+
+    m = sub.add_parser(
+        "models", help="list the registered models, their training defaults and descriptions"
+    )
+    m.set_defaults(func=cmd_models)
 
     t = sub.add_parser("train", help="train one model on one system")
     t.add_argument(
@@ -1142,30 +1354,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument(
         "--model",
-        choices=list(TRAIN_DEFAULTS),
+        choices=list(list_models()),
         default="hnn",
-        help="hnn, baseline, dhnn (an HNN plus a learned dissipation, for friction) or kan "
-        "(an HNN whose energy is a Kolmogorov–Arnold network)",
+        help="a name from `hnnkit models` (default hnn): hnn, baseline, dhnn (an HNN plus a "
+        "learned dissipation, for friction), kan (an HNN whose energy is a Kolmogorov–Arnold "
+        "network), or one a --plugin registers",
     )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", required=True, help="run directory (created)")
-    t.add_argument("--steps", type=int, default=None, help="default 2000 (100 for --model kan)")
+    t.add_argument(
+        "--steps", type=int, default=None, help="default: the model's (see `hnnkit models`)"
+    )
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument(
         "--optimizer",
         choices=["adam", "lbfgs"],
         default=None,
-        help="default adam (lbfgs, full batch, for --model kan)",
+        help="default: the model's (see `hnnkit models`); lbfgs is full batch",
     )
     t.add_argument("--batch-size", type=int, default=None, help="default: full batch")
     t.add_argument(
         "--weight-decay",
         type=float,
         default=None,
-        help="default 1e-4 (1e-5 for --model dhnn, 0 for --model kan)",
+        help="default: the model's (see `hnnkit models`)",
     )
-    t.add_argument("--hidden", type=_hidden, default=(200, 200), help="hidden sizes, e.g. 200,200")
-    t.add_argument("--activation", default="tanh", choices=["tanh", "relu", "softplus", "silu"])
+    t.add_argument(
+        "--hidden",
+        type=_hidden,
+        default=None,
+        help="hidden sizes, e.g. 200,200 (default: the model's); for models that take them",
+    )
+    t.add_argument(
+        "--activation",
+        default=None,
+        choices=["tanh", "relu", "softplus", "silu"],
+        help="default: the model's; for models that take one",
+    )
     t.add_argument("--n-trajectories", type=int, default=None)
     t.add_argument("--n-points", type=int, default=None)
     t.add_argument("--noise-std", type=float, default=None)
@@ -1299,7 +1524,15 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``hnnkit`` console script."""
     from .files import describe_os_error
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command, plugins = _requested_plugins(argv)
+    try:
+        loaded = load_plugins(plugins)
+    except PluginImportError as exc:
+        print(f"hnnkit{'' if command is None else ' ' + command}: error: {exc}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
+    args.plugins = loaded
     try:
         _set_threads(args.threads)
         return args.func(args)
