@@ -105,6 +105,40 @@ def rollout(
 
 
 @torch.no_grad()
+def compare_rollouts(
+    system: HamiltonianSystem,
+    fields: dict[str, Callable[[Tensor, Tensor], Tensor]],
+    x0: Tensor,
+    t: Tensor,
+    *,
+    rtol: float,
+    method: str = "dopri5",
+) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, dict[str, float]]]:
+    """Roll the true ``system`` and every ``fields[name]`` (``f(t, x)``) out from ``x0`` with one
+    solver (``rtol = atol = rtol``) and score each against the truth.
+
+    Returns:
+        ``(trajectories, energies, scores)``: trajectories ``(T, d)`` with ``"truth"`` first,
+        the true energy along each, and per field ``final_mse`` (last state), ``mean_mse``
+        (over all times) and ``energy_mse`` (against the energy of ``x0``).
+    """
+    trajs, energies = {}, {}
+    for name, f in {"truth": system.vector_field, **fields}.items():
+        trajs[name] = odeint(f, x0, t, method=method, rtol=rtol, atol=rtol)
+        energies[name] = system.energy(trajs[name])
+    e0 = float(system.energy(x0))
+    scores = {
+        name: {
+            "final_mse": float((trajs[name][-1] - trajs["truth"][-1]).pow(2).mean()),
+            "mean_mse": float((trajs[name] - trajs["truth"]).pow(2).mean()),
+            "energy_mse": float((energies[name] - e0).pow(2).mean()),
+        }
+        for name in fields
+    }
+    return trajs, energies, scores
+
+
+@torch.no_grad()
 def energy_error_by_integrator(
     field: Any,
     energy: Any,

@@ -28,10 +28,9 @@ paper's pendulum :math:`H = 3(1 - \cos q) + p^2` (noise-free, rollout from (2.1,
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -40,113 +39,29 @@ from torch import Tensor, nn
 
 from ..data import Dataset, generate
 from ..errors import HnnkitValueError, check_choice
+from ..evaluate import aggregate, compare_rollouts
 from ..files import atomic_write_json, atomic_write_text
-from ..integrate import odeint
-from ..models import HNN, MLP
-from ..models import kan_hnn as _kan_hnn
+from ..models import HNN, MLP, make_kan_hnn
 from ..models.kan import kan_regularizer
-from ..report.kan import LABELS, plot_kan_diagram, plot_losses, plot_rollouts
+from ..report.kan import formula_summary, formula_text, kan_spring_figures, pruning_summary
 from ..symbolic import DEFAULT_LIBRARY, SymbolicHamiltonian, extract_hamiltonian, save_kan_run
 from ..systems import HamiltonianSystem, get_system
-from ..train import derivative_loss, parameter_l1, train_with_restarts
+from ..train import derivative_loss, parameter_l1, restart_seed, train_with_restarts
 from ._seeds import run_seeds
-
-#: The report's final losses (train, test) after 20 000 L-BFGS steps, float32, pykan 0.0.5.
-SEED_REPORT: dict[str, tuple[float, float]] = {
-    "mlp-hnn": (2.6696e-7, 2.6558e-7),
-    "kan-hnn": (1.4791e-7, 1.4370e-7),
-    "kan-hnn-l1": (2.9114e-7, 3.4841e-7),
-}
-MODELS = ("mlp-hnn", "mlp-hnn-l1", "kan-hnn", "kan-hnn-l1")
-LAMBDA_L1 = 5e-5
-LR = 1e-3
-ENERGY_OUTPUT = 1  # the report's networks have 2 outputs; the energy is the second
-
-
-@dataclass(frozen=True)
-class Profile:
-    """Run length of :func:`run_kan_spring`.
-
-    Attributes:
-        steps: L-BFGS steps per model (an upper bound when ``plateau_chunk`` is set).
-        restarts: KAN initialisations tried; the best after ``restart_steps`` continues.
-        restart_steps: steps each restart candidate gets before the choice.
-        log_every: steps between logged train/test losses.
-        plateau_chunk: train in chunks of this many steps and stop when a chunk lowers the
-            objective by less than ``plateau_rtol`` (``None``: one uninterrupted run).
-        plateau_rtol: relative improvement below which a chunk counts as a plateau.
-        rollout_time: length of the rollouts from the initial state.
-        rollout_points: output times of the rollouts.
-        rollout_rtol: relative (and absolute) tolerance of the rollout solver.
-    """
-
-    steps: int
-    restarts: int
-    restart_steps: int
-    log_every: int
-    plateau_chunk: int | None
-    plateau_rtol: float
-    rollout_time: float
-    rollout_points: int
-    rollout_rtol: float
-
-
-PROFILES: dict[str, Profile] = {
-    "smoke": Profile(3, 1, 0, 1, None, 0.0, 2.0, 30, 1e-6),
-    "quick": Profile(20, 1, 0, 1, None, 0.0, 10.0, 80, 1e-8),
-    "paper": Profile(20_000, 3, 50, 50, 1000, 1e-4, 20.0, 1000, 1e-10),
-}
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One system setting of the experiment.
-
-    Attributes:
-        system: registered system name.
-        params: its constructor arguments.
-        noise_std: observation noise standard deviation.
-        n_points: samples per trajectory.
-        x0: initial state of the rollouts.
-        expected: the true Hamiltonian, for reports.
-    """
-
-    system: str
-    params: dict[str, Any]
-    noise_std: float
-    n_points: int
-    x0: tuple[float, float]
-    expected: str
-
-
-VARIANTS: dict[str, Variant] = {
-    "spring": Variant(
-        "spring",
-        {"k": 2.0, "m": 0.5, "radius_range": (math.sqrt(0.1), 1.0)},
-        0.0,
-        30,
-        (1.0, 0.0),
-        "q**2 + p**2",
-    ),
-    "spring-noisy": Variant(
-        "spring",
-        {"k": 2.0, "m": 0.5, "radius_range": (math.sqrt(0.1), 1.0)},
-        0.1,
-        30,
-        (1.0, 0.0),
-        "q**2 + p**2",
-    ),
-    "pendulum": Variant("pendulum", {}, 0.0, 45, (2.1, 0.0), "3*(1 - cos(q)) + p**2"),
-}
-
+from .kan_settings import (
+    ENERGY_OUTPUT,
+    LAMBDA_L1,
+    LR,
+    MODELS,
+    PROFILES,
+    SEED_REPORT,
+    VARIANTS,
+    Profile,
+    Variant,
+)
 
 # -- models and training --------------------------------------------------------------------------
 Regularizer = Callable[[nn.Module], Tensor]
-
-
-# Moved to hnnkit.models.kan_hnn (the ``kan`` model of the registry); aliases kept for callers.
-make_kan_hnn = _kan_hnn.make_kan_hnn
-make_kan_dhnn = _kan_hnn.make_kan_dhnn
 
 
 def make_model(name: str, *, generator: torch.Generator, dtype: torch.dtype = torch.float64) -> HNN:
@@ -163,11 +78,6 @@ def make_model(name: str, *, generator: torch.Generator, dtype: torch.dtype = to
         return make_kan_hnn((2, 1, 2), grid=5, generator=generator, dtype=dtype)
     net = MLP(2, 2, hidden=(200,), activation="tanh", generator=generator).to(dtype)
     return HNN(2, energy_net=net, output_index=ENERGY_OUTPUT)
-
-
-def restart_seed(seed: int, restart: int) -> int:
-    """Seed of the initialisation of restart candidate ``restart`` of a run seeded ``seed``."""
-    return 1000 * seed + restart
 
 
 def _train_model(
@@ -222,31 +132,6 @@ def _losses(model: nn.Module, data: Dataset) -> tuple[float, float]:
 
 
 # -- the experiment -------------------------------------------------------------------------------
-def _coefficient_check(sym: SymbolicHamiltonian, variant: str) -> dict[str, Any]:
-    coefs = sym.coefficients()
-    if variant.startswith("spring"):
-        cq, cp = coefs.get("q**2", math.nan), coefs.get("p**2", math.nan)
-        others = {k: v for k, v in coefs.items() if k not in ("q**2", "p**2", "1")}
-        ok = (
-            abs(cq - 1) <= 1e-3
-            and abs(cp - 1) <= 1e-3
-            and all(abs(v) <= 1e-3 for v in others.values())
-        )
-        return {
-            "expected": "q**2 + p**2 + c",
-            "q2": cq,
-            "p2": cp,
-            "other_terms": others,
-            "within_1e-3": ok,
-        }
-    cos_terms = {k: v for k, v in coefs.items() if k.startswith("cos(")}
-    return {
-        "expected": "a*cos(q) + b*p**2 + c, a = -3, b = 1",
-        "cos_terms": cos_terms,
-        "p2": coefs.get("p**2", math.nan),
-    }
-
-
 def run_kan_spring(
     out_dir: str | Path,
     *,
@@ -354,59 +239,27 @@ def run_kan_spring(
     for name in ("kan-hnn", "kan-hnn-l1"):
         net = models[name].energy_net
         pr = net.prune(x_train.to(dev, torch.float64))
-        results["pruning"][name] = {
-            "edges_removed": [list(e) for e in pr.edges],
-            "nodes_removed": [list(n) for n in pr.nodes],
-            "edge_scores": [s.tolist() for s in pr.scores],
-            "unused_output_pruned": not net.active_nodes()[-1][1 - ENERGY_OUTPUT],
-        }
         train_after, test_after = _losses(models[name], data)
-        results["pruning"][name].update(
-            {"train_loss_after": train_after, "test_loss_after": test_after}
-        )
+        results["pruning"][name] = {
+            **pruning_summary(pr, net, unused_output=1 - ENERGY_OUTPUT),
+            "train_loss_after": train_after,
+            "test_loss_after": test_after,
+        }
         symbolic[name] = extract_hamiltonian(models[name], data, library=DEFAULT_LIBRARY)
         save_kan_run(out / name / "kan_run.pt", models[name], data)
     results["unused_output_pruned"] = results["pruning"]["kan-hnn-l1"]["unused_output_pruned"]
-    main = symbolic["kan-hnn"].to_dict()
-    results.update(
-        {
-            "formula": main["formula"],
-            "formula_raw": main["formula_raw"],
-            "latex": main["latex"],
-            "coefficients": main["coefficients"],
-            "coefficients_nice": main["coefficients_nice"],
-            "symbolic_losses": main["losses"],
-            "symbolic_edges": main["edges"],
-            "formula_l1": symbolic["kan-hnn-l1"].to_dict(),
-            "check": _coefficient_check(symbolic["kan-hnn"], variant),
-            "check_l1": _coefficient_check(symbolic["kan-hnn-l1"], variant),
-            "expected": var.expected,
-        }
-    )
+    spring = variant.startswith("spring")
+    results.update(formula_summary(symbolic["kan-hnn"], symbolic["kan-hnn-l1"], spring=spring))
+    results["expected"] = var.expected
 
     # Rollouts from x0: every model, the extracted formula and the true system, same solver.
     t = torch.linspace(0.0, prof.rollout_time, prof.rollout_points, dtype=torch.float64, device=dev)
     x0 = torch.tensor(var.x0, dtype=torch.float64, device=dev)
-    fields: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"truth": system.vector_field}
-    fields.update({name: models[name].vector_field for name in MODELS})
+    fields = {name: models[name].vector_field for name in MODELS}
     fields["kan-symbolic"] = symbolic["kan-hnn"].to_system().vector_field
-    trajs, energies = {}, {}
-    with torch.no_grad():
-        for name, f in fields.items():
-            trajs[name] = odeint(
-                f, x0, t, method="dopri5", rtol=prof.rollout_rtol, atol=prof.rollout_rtol
-            )
-            energies[name] = system.energy(trajs[name])
-    e0 = float(system.energy(x0))
-    results["rollout"] = {
-        name: {
-            "final_mse": float((trajs[name][-1] - trajs["truth"][-1]).pow(2).mean()),
-            "mean_mse": float((trajs[name] - trajs["truth"]).pow(2).mean()),
-            "energy_mse": float((energies[name] - e0).pow(2).mean()),
-        }
-        for name in trajs
-        if name != "truth"
-    }
+    trajs, energies, results["rollout"] = compare_rollouts(
+        system, fields, x0, t, rtol=prof.rollout_rtol
+    )
     results["rollout"]["settings"] = {
         "x0": list(var.x0),
         "t_end": prof.rollout_time,
@@ -415,24 +268,16 @@ def run_kan_spring(
         "rtol": prof.rollout_rtol,
         "atol": prof.rollout_rtol,
     }
-
-    figures: dict[str, list[Path]] = {"losses": plot_losses(logs, figs / "losses")}
-    figures.update(plot_rollouts(t, trajs, energies, figs / "rollout"))
-    labels = {
-        LABELS[name]: {(e.layer, e.i, e.j): _pretty_fit(e.name) for e in symbolic[name].edges}
-        for name in ("kan-hnn", "kan-hnn-l1")
-    }
-    figures["kan_diagram"] = plot_kan_diagram(
-        {LABELS[name]: models[name].energy_net for name in ("kan-hnn", "kan-hnn-l1")},
-        x_train,
-        figs / "kan_diagram",
-        edge_labels=labels,
-        subtitles={
-            LABELS[name]: f"H = {_pretty_formula(symbolic[name].nice)}"
-            for name in ("kan-hnn", "kan-hnn-l1")
-        },
+    results["figures"] = kan_spring_figures(
+        figs,
+        logs=logs,
+        t=t,
+        trajs=trajs,
+        energies=energies,
+        models=models,
+        formulas={name: symbolic[name] for name in ("kan-hnn", "kan-hnn-l1")},
+        x=x_train,
     )
-    results["figures"] = figures
     results["settings"] = {
         "variant": variant,
         "system": repr(system),
@@ -456,26 +301,9 @@ def run_kan_spring(
     results["seconds_total"] = time.perf_counter() - t_start
     atomic_write_json(out / "metrics.json", results)
     atomic_write_text(
-        out / "formula.txt",
-        f"{symbolic['kan-hnn']}\n\nraw refit: H = {main['formula_raw']}\nLaTeX: {main['latex']}\n\n"
-        f"with L1: {symbolic['kan-hnn-l1']}\n",
+        out / "formula.txt", formula_text(symbolic["kan-hnn"], symbolic["kan-hnn-l1"])
     )
     return results
-
-
-def _pretty_formula(expr) -> str:
-    import sympy
-
-    text = sympy.sstr(expr)
-    for a, b in (("**2", "²"), ("**3", "³"), ("**4", "⁴"), ("*", "·")):
-        text = text.replace(a, b)
-    import textwrap
-
-    return "\n".join(textwrap.wrap(text, 46, break_on_hyphens=False))
-
-
-def _pretty_fit(name: str) -> str:
-    return {"x^2": "x²", "x^3": "x³", "x^4": "x⁴", "const": "const"}.get(name, name)
 
 
 def reproduce_task(
@@ -503,10 +331,8 @@ def reproduce_task(
     )
 
     def cell(values: list[float]) -> dict[str, float | None]:
-        n = len(values)
-        mean = sum(values) / n
-        sem = None if n < 2 else math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1) / n)
-        return {"mean": mean * scale, "sem": None if sem is None else sem * scale}
+        pooled = aggregate([{"mean": v, "sem": None} for v in values])  # mean ± SEM over seeds
+        return {k: None if v is None else v * scale for k, v in pooled.items()}
 
     entry: dict[str, Any] = {
         "scale": scale,
@@ -542,11 +368,8 @@ __all__ = [
     "VARIANTS",
     "Profile",
     "Variant",
-    "make_kan_hnn",
     "make_model",
-    "plot_kan_diagram",
     "reproduce_task",
     "restart_seed",
     "run_kan_spring",
-    "train_with_restarts",
 ]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from ..models.kan import KAN
+from ..models.kan import KAN, find_kan
+from ..symbolic import SymbolicHamiltonian
 from .figures import STYLE as REPORT_STYLE
 from .figures import plt, save
 
@@ -247,3 +250,123 @@ def plot_kan_diagram(
             ax.set_title(title + (f"\n{sub}" if sub else ""), fontsize=12, pad=10)
         fig.tight_layout()
         return save(fig, stem)
+
+
+def pretty_formula(expr: Any, width: int = 46) -> str:
+    """``expr`` as a short figure caption: ``x**2`` as ``x²``, ``*`` as ``·``, wrapped at ``width``."""
+    import sympy
+
+    text = sympy.sstr(expr)
+    for a, b in (("**2", "²"), ("**3", "³"), ("**4", "⁴"), ("*", "·")):
+        text = text.replace(a, b)
+    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False))
+
+
+def pretty_fit(name: str) -> str:
+    """The library function ``name`` of an edge fit as an inset label (``x^2`` as ``x²``)."""
+    return {"x^2": "x²", "x^3": "x³", "x^4": "x⁴", "const": "const"}.get(name, name)
+
+
+def kan_spring_figures(
+    figs: Path,
+    *,
+    logs: dict[str, dict[str, Any]],
+    t: Tensor,
+    trajs: dict[str, Tensor],
+    energies: dict[str, Tensor],
+    models: dict[str, nn.Module],
+    formulas: dict[str, SymbolicHamiltonian],
+    x: Tensor,
+) -> dict[str, list[Path]]:
+    """The ``kan-spring`` figures in ``figs``: ``losses``, the three rollout figures and
+    ``kan_diagram`` (each KAN of ``formulas`` with its edge fits and its formula).
+
+    Args:
+        figs: output directory.
+        logs: model name → training log with ``history``.
+        t, trajs, energies: the rollouts (:func:`hnnkit.evaluate.compare_rollouts`).
+        models: model name → trained model; those named in ``formulas`` hold a KAN.
+        formulas: KAN model name → its extracted Hamiltonian.
+        x: the training states the diagram's insets span.
+
+    Returns:
+        Figure name → files written.
+    """
+    figures: dict[str, list[Path]] = {"losses": plot_losses(logs, figs / "losses")}
+    figures.update(plot_rollouts(t, trajs, energies, figs / "rollout"))
+    figures["kan_diagram"] = plot_kan_diagram(
+        {LABELS[name]: find_kan(models[name]) for name in formulas},
+        x,
+        figs / "kan_diagram",
+        edge_labels={
+            LABELS[name]: {(e.layer, e.i, e.j): pretty_fit(e.name) for e in sym.edges}
+            for name, sym in formulas.items()
+        },
+        subtitles={
+            LABELS[name]: f"H = {pretty_formula(sym.nice)}" for name, sym in formulas.items()
+        },
+    )
+    return figures
+
+
+def coefficient_check(sym: SymbolicHamiltonian, *, spring: bool) -> dict[str, Any]:
+    """The extracted coefficients against the true H: ``q² + p² + c`` within 1e-3 (``spring``),
+    else the pendulum's ``a·cos(q) + b·p² + c`` terms as found."""
+    coefs = sym.coefficients()
+    if spring:
+        cq, cp = coefs.get("q**2", math.nan), coefs.get("p**2", math.nan)
+        others = {k: v for k, v in coefs.items() if k not in ("q**2", "p**2", "1")}
+        ok = (
+            abs(cq - 1) <= 1e-3
+            and abs(cp - 1) <= 1e-3
+            and all(abs(v) <= 1e-3 for v in others.values())
+        )
+        return {
+            "expected": "q**2 + p**2 + c",
+            "q2": cq,
+            "p2": cp,
+            "other_terms": others,
+            "within_1e-3": ok,
+        }
+    return {
+        "expected": "a*cos(q) + b*p**2 + c, a = -3, b = 1",
+        "cos_terms": {k: v for k, v in coefs.items() if k.startswith("cos(")},
+        "p2": coefs.get("p**2", math.nan),
+    }
+
+
+def formula_summary(
+    main: SymbolicHamiltonian, l1: SymbolicHamiltonian, *, spring: bool
+) -> dict[str, Any]:
+    """The ``kan-spring`` metrics entries of the two extracted formulas (without and with L1)."""
+    info = main.to_dict()
+    return {
+        "formula": info["formula"],
+        "formula_raw": info["formula_raw"],
+        "latex": info["latex"],
+        "coefficients": info["coefficients"],
+        "coefficients_nice": info["coefficients_nice"],
+        "symbolic_losses": info["losses"],
+        "symbolic_edges": info["edges"],
+        "formula_l1": l1.to_dict(),
+        "check": coefficient_check(main, spring=spring),
+        "check_l1": coefficient_check(l1, spring=spring),
+    }
+
+
+def formula_text(main: SymbolicHamiltonian, l1: SymbolicHamiltonian) -> str:
+    """``formula.txt`` of the ``kan-spring`` experiment."""
+    info = main.to_dict()
+    return (
+        f"{main}\n\nraw refit: H = {info['formula_raw']}\nLaTeX: {info['latex']}\n\nwith L1: {l1}\n"
+    )
+
+
+def pruning_summary(pr: Any, kan: KAN, *, unused_output: int) -> dict[str, Any]:
+    """A JSON-able record of :meth:`~hnnkit.models.kan.KAN.prune`'s result ``pr`` on ``kan``."""
+    return {
+        "edges_removed": [list(e) for e in pr.edges],
+        "nodes_removed": [list(n) for n in pr.nodes],
+        "edge_scores": [s.tolist() for s in pr.scores],
+        "unused_output_pruned": not kan.active_nodes()[-1][unused_output],
+    }

@@ -24,7 +24,7 @@ from .loop import (
     write_log,
 )
 from .losses import LOSSES, Loss, derivative_loss, get_loss, register_loss
-from .schedules import parameter_l1, train_objective, train_with_restarts
+from .schedules import parameter_l1, restart_seed, train_objective, train_with_restarts
 
 __all__ = [
     "ADAPTERS",
@@ -45,6 +45,7 @@ __all__ = [
     "parameter_l1",
     "register_batches",
     "register_loss",
+    "restart_seed",
     "resume_checkpoint",
     "split_batches",
     "train_objective",

@@ -23,6 +23,11 @@ from .losses import derivative_loss
 Regularizer = Callable[[nn.Module], Tensor]
 
 
+def restart_seed(seed: int, restart: int) -> int:
+    """Seed of the initialisation of restart candidate ``restart`` of a run seeded ``seed``."""
+    return 1000 * seed + restart
+
+
 def parameter_l1(lamb: float) -> Regularizer:
     """``lamb`` times the sum of the absolute values of the trainable parameters (the report's eq. 17)."""
 
