@@ -16,7 +16,7 @@ from hnnkit.cli import main
 from hnnkit.errors import HnnkitValueError
 from hnnkit.experiments import reproduce as rep
 from hnnkit.experiments.reproduce import parse_tasks, reproduce, summarise
-from hnnkit.experiments.tasks import TASKS
+from hnnkit.experiments.tasks import TASKS, Task, register_task, unregister_task
 from hnnkit.files import DirectoryLockedError
 from hnnkit.report import html_report, markdown_table
 
@@ -151,7 +151,21 @@ def test_only_missing_measured_data_is_a_skip_and_the_report_says_so(tmp_path, m
     res = reproduce(tmp_path / "r", tasks="real-pendulum", profile="smoke", echo=lines.append)
     assert "skipped" in res["tasks"]["real-pendulum"]
     assert any("[real-pendulum] skipped" in line for line in lines)
-    assert "real-pendulum" in (tmp_path / "r" / "table.md").read_text()
+    fix = "set HNNKIT_DATA=DIR (a folder holding real_pend_h_1.txt or invar_datasets.zip) or "
+    fix += "connect to the internet to download it"
+    assert res["tasks"]["real-pendulum"]["fix"] == fix
+    # named with its fix at the top of table.md, of report.html, and last in the terminal
+    table = (tmp_path / "r" / "table.md").read_text()
+    assert table.startswith("> **Skipped, not in the table:** 1 task")
+    assert f"> - **real-pendulum**: {fix} (skipped: its measured data were not found" in table
+    body = (tmp_path / "r" / "report.html").read_text().split("<body>")[1]
+    assert body.index("real-pendulum") < body.index("<table>")
+    assert body.index(fix) < body.index("<table>")
+    assert lines[-2:] == [
+        "SKIPPED 1 task, not in the table:",
+        f"  real-pendulum: {fix} (skipped: its measured data were not found "
+        "(real-pendulum data not found; set HNNKIT_DATA))",
+    ]
 
 
 def _no_real_pendulum(*args, **kwargs):
@@ -195,13 +209,29 @@ def test_an_incomplete_entry_of_a_task_not_asked_for_is_rebuilt_or_reported(run_
 
 
 def _fake_extra(tmp_path, monkeypatch, name, body):
-    """Register extra task ``name`` implemented by a module whose text is ``body``."""
+    """Register task ``name`` run by ``reproduce_task`` of a module whose text is ``body``
+    (removed from the registry after the test)."""
+    import importlib
+
     mod = f"fake_extra_{name.replace('-', '_')}"
     (tmp_path / "mods").mkdir(exist_ok=True)
     (tmp_path / "mods" / f"{mod}.py").write_text(textwrap.dedent(body))
     monkeypatch.syspath_prepend(str(tmp_path / "mods"))
-    monkeypatch.setitem(rep.EXTRA_TASKS, name, f"{mod}:reproduce_task")
+    sys.modules.pop(mod, None)  # another test's module of that name
+    runner = importlib.import_module(mod).reproduce_task
+    register_task(Task(name=name, runner=runner))
+    _REGISTERED.append(name)
     return mod
+
+
+_REGISTERED: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _forget_registered_tasks():
+    yield
+    while _REGISTERED:
+        unregister_task(_REGISTERED.pop())
 
 
 COUNTING_EXTRA = """
@@ -268,7 +298,8 @@ def test_empty_items_in_a_task_list_are_ignored_and_repeats_dropped():
     assert parse_tasks(" spring , spring") == ["spring"]
 
 
-# 6. a broken import inside hnnkit is an error; only an absent optional dependency skips
+# 6. a task that fails to import or run is an error naming it; only an absent optional
+# dependency skips, naming the pip install that fixes it
 
 
 def test_an_absent_optional_dependency_skips_the_task_naming_pip_install(tmp_path, monkeypatch):
@@ -276,32 +307,81 @@ def test_an_absent_optional_dependency_skips_the_task_naming_pip_install(tmp_pat
         tmp_path,
         monkeypatch,
         "needs-dep",
-        "import not_a_real_dependency_xyz\ndef reproduce_task(out_dir, **kw):\n    pass\n",
+        "def reproduce_task(out_dir, **kw):\n    import not_a_real_dependency_xyz\n",
     )
     lines = []
     res = reproduce(tmp_path / "r", tasks="needs-dep", profile="smoke", echo=lines.append)
-    assert "pip install not_a_real_dependency_xyz" in res["tasks"]["needs-dep"]["skipped"]
+    entry = res["tasks"]["needs-dep"]
+    assert "not_a_real_dependency_xyz" in entry["skipped"]
+    assert entry["fix"] == "pip install not_a_real_dependency_xyz"
     assert any("pip install not_a_real_dependency_xyz" in line for line in lines)
+    assert (
+        "**needs-dep**: pip install not_a_real_dependency_xyz"
+        in ((tmp_path / "r" / "table.md").read_text().split("| task |")[0])
+    )
 
 
 @pytest.mark.parametrize(
-    "body",
+    "body, cause",
     [
-        "from hnnkit import no_such_name\ndef reproduce_task(out_dir, **kw):\n    pass\n",
-        "import hnnkit.no_such_module\ndef reproduce_task(out_dir, **kw):\n    pass\n",
-        "def another_name(out_dir, **kw):\n    pass\n",
+        (
+            "def reproduce_task(out_dir, **kw):\n    from hnnkit import no_such_name\n",
+            "ImportError: cannot import name 'no_such_name'",
+        ),
+        (
+            "def reproduce_task(out_dir, **kw):\n    import hnnkit.no_such_module\n",
+            "installation is broken",
+        ),
+        ("def reproduce_task(out_dir, **kw):\n    return None\n", "returned NoneType"),
     ],
-    ids=["name-in-hnnkit", "module-in-hnnkit", "no-runner"],
+    ids=["name-in-hnnkit", "module-in-hnnkit", "no-entry"],
 )
-def test_a_broken_import_inside_hnnkit_is_an_error_before_any_training(body, tmp_path, monkeypatch):
+def test_a_task_that_fails_to_import_is_an_error_naming_it(body, cause, tmp_path, monkeypatch):
     _fake_extra(tmp_path, monkeypatch, "broken", body)
-    with pytest.raises(HnnkitValueError, match="broken"):
-        reproduce(tmp_path / "r", tasks="spring,broken", profile="smoke", echo=lambda s: None)
-    assert not (tmp_path / "r" / "spring").exists()
+    with pytest.raises(HnnkitValueError, match="broken") as info:
+        reproduce(tmp_path / "r", tasks="broken", profile="smoke", echo=lambda s: None)
+    assert cause in str(info.value)
+    done = tmp_path / "r" / "results.json"
+    assert not done.exists() or "broken" not in json.loads(done.read_text())["tasks"]
+
+
+def test_a_task_whose_runner_raises_names_the_task_and_the_cause(tmp_path, monkeypatch):
+    _fake_extra(
+        tmp_path,
+        monkeypatch,
+        "raises",
+        "def reproduce_task(out_dir, **kw):\n    raise RuntimeError('boom')\n",
+    )
+    lines = []
+    with pytest.raises(RuntimeError, match="boom"):
+        reproduce(tmp_path / "r", tasks="raises", profile="smoke", echo=lines.append)
+    assert "[raises] failed: RuntimeError: boom" in lines
+
+
+def test_a_task_naming_an_unregistered_model_is_refused_before_any_training(tmp_path):
+    base = TASKS["spring"]
+    register_task(Task(name="cubic-spring", data=base.data, models=("baseline", "cubic-hnn")))
+    _REGISTERED.append("cubic-spring")
+    with pytest.raises(HnnkitValueError) as info:
+        reproduce(tmp_path / "r", tasks="spring,cubic-spring", profile="smoke", echo=print)
+    msg = str(info.value)
+    assert msg.startswith("task cubic-spring: unknown model 'cubic-hnn'"), msg
+    assert "--plugin" in msg
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_task_without_data_or_runner_and_a_taken_name_are_refused():
+    with pytest.raises(HnnkitValueError, match="needs data"):
+        Task(name="nothing")
+    with pytest.raises(HnnkitValueError, match="runner must be callable"):
+        Task(name="x", runner="module:function")
+    with pytest.raises(HnnkitValueError, match="already registered"):
+        register_task(Task(name="spring", runner=lambda out_dir, **kw: {}))
+    register_task(TASKS["spring"])  # the same definition again: allowed
 
 
 def test_the_pip_name_of_the_kan_dependency_is_pykan():
-    assert rep._pip_name("kan") == "pykan"
+    assert rep.pip_name("kan") == "pykan"
 
 
 # 7. tests/test_reproduce.py skips the real-pendulum run when its data are absent

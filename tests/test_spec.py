@@ -69,6 +69,7 @@ def test_the_hash_is_stable_ignores_the_name_and_changes_with_any_setting():
         ({"train__lr": -1.0}, ["train.lr", "> 0"]),
         ({"train__lr": float("nan")}, ["train.lr", "finite"]),
         ({"train__optimizer": "sgd"}, ["train.optimizer", "adam, lbfgs"]),
+        ({"train__loss": "l1"}, ["train.loss", "derivative, through-step, autoencoder"]),
         ({"data__noise_std": -0.1}, ["data.noise_std", ">= 0"]),
         ({"data__n_trajectories": 1}, ["data.n_trajectories", ">= 2"]),
         ({"data__t_span": [3.0, 1.0]}, ["data.t_span", "end > start"]),
@@ -166,3 +167,61 @@ def test_run_writes_a_run_directory_and_reuses_it(tmp_path, monkeypatch):
     other = Experiment.from_dict(_exp(train__steps=31))  # same name, another experiment
     with pytest.raises(HnnkitValueError, match="holds another experiment"):
         run_experiment(other, tmp_path / "runs", quiet=True)
+
+
+def test_a_registered_loss_is_what_the_run_minimises(tmp_path, monkeypatch):
+    """``train.loss`` names any registered loss, and the run passes it to fit(loss=...)."""
+    from hnnkit.train import LOSSES, derivative_loss, register_loss
+
+    calls = []
+
+    def counted(model, batch):
+        calls.append(len(batch["x"]))
+        return derivative_loss(model, batch["x"], batch["dx"])
+
+    register_loss("counted-derivative", counted, requires=("x", "dx"))
+    monkeypatch.setitem(LOSSES, "counted-derivative", LOSSES["counted-derivative"])
+    try:
+        monkeypatch.setenv("HNNKIT_CACHE", str(tmp_path / "cache"))
+        exp = Experiment.from_dict(_exp(train__loss="counted-derivative", train__steps=3))
+        run_dir, _ = run_experiment(exp, tmp_path / "runs", quiet=True, echo=lambda s: None)
+    finally:
+        LOSSES.pop("counted-derivative", None)
+    assert calls  # the registered function was trained on
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["loss"] == "counted-derivative" and "through_step" not in cfg
+
+
+def test_model_defaults_come_from_the_model_registry(tmp_path):
+    from hnnkit.experiments.run import model_from_spec, model_options, run_config
+    from hnnkit.models import get_model
+
+    hnn = get_model("hnn").options
+    assert model_options(ModelSpec("hnn")) == {
+        "hidden": list(hnn["hidden"]),
+        "activation": hnn["activation"],
+    }
+    assert model_options(ModelSpec("hnn", {"hidden": (8,)}))["hidden"] == [8]
+    # a model without those options is built, and recorded, without them
+    from hnnkit.models import register_model, unregister_model
+    from hnnkit.models.baseline import Baseline
+
+    register_model(
+        "tiny-baseline",
+        lambda dim, *, generator=None: Baseline(dim, hidden=(4,), generator=generator),
+        description="a baseline of 4 units",
+        defaults={"optimizer": "adam", "steps": 1, "weight_decay": 0.0},
+    )
+    try:
+        spec = ModelSpec("tiny-baseline", {"hidden": (32, 32), "activation": "relu"})
+        assert model_options(spec) == {}
+        assert sum(p.numel() for p in model_from_spec(spec, 2, 0).parameters()) > 0
+        exp = Experiment(DataSpec(system="spring"), spec)
+        cfg = run_config(exp)
+        assert "hidden" not in cfg and "activation" not in cfg
+    finally:
+        unregister_model("tiny-baseline")
+    from hnnkit.errors import UnknownNameError
+
+    with pytest.raises(UnknownNameError, match=r"unknown model 'cubic'.*baseline"):
+        model_from_spec(ModelSpec("cubic"), 2, 0)

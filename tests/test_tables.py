@@ -125,3 +125,33 @@ def test_long_horizon_marks_the_drift_closest_to_the_truth_and_skips_ties():
     assert not any(col == 3 for _, col in best)  # equal valid times: nobody is marked
     assert (where["orbit", "baseline"], 2) in best and (where["orbit", "hnn"], 5) in best
     assert "| orbit | truth | – | – | – | 1e-12 ± 0 |" in long_horizon_markdown(results)
+
+
+def test_skipped_tasks_come_first_with_their_fix():
+    from hnnkit.report.tables import skipped_lines
+
+    results = _results()
+    results["tasks"]["real-pendulum"] = {
+        "skipped": "its measured data were not found (no file)",
+        "fix": "set HNNKIT_DATA=DIR or connect to download",
+    }
+    table = markdown_table(results)
+    head = table.split("| task |")[0]
+    assert head.startswith("> **Skipped, not in the table:** 2 tasks")
+    assert "> - **two-body**: not in this profile" in head
+    assert (
+        "> - **real-pendulum**: set HNNKIT_DATA=DIR or connect to download "
+        "(skipped: its measured data were not found (no file))"
+    ) in head
+    body = html_report(results, {}).split("<body>")[1]
+    assert body.index('<div class="skipped">') < body.index("<table>")
+    assert body.index("set HNNKIT_DATA=DIR or connect to download") < body.index("<table>")
+    assert skipped_lines(results) == [
+        "SKIPPED 2 tasks, not in the table:",
+        "  two-body: not in this profile",
+        "  real-pendulum: set HNNKIT_DATA=DIR or connect to download "
+        "(skipped: its measured data were not found (no file))",
+    ]
+    del results["tasks"]["two-body"], results["tasks"]["real-pendulum"]
+    assert markdown_table(results).startswith("| task |") and skipped_lines(results) == []
+    assert '<div class="skipped">' not in html_report(results, {})

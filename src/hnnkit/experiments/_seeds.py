@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from ..data.real_pendulum import MEMBER
 from ..errors import DataFileError, HnnkitValueError
 from ..evaluate import (
     divergence_rollouts,
@@ -25,7 +26,6 @@ from ..report import divergence_figure, energy_curves, loss_curves, rollout_pane
 from ..report.results import move_aside, read_json, seed_problem
 from ..systems import get_system
 from ..train import CHECKPOINT
-from .protocols import MEASURED_ENERGY, original_protocol
 from .run import dissipation, load_data, train_model
 from .spec import Experiment
 from .tasks import Task
@@ -68,8 +68,22 @@ def run_seeds(
     return runs
 
 
+#: The one line that makes the measured recording available.
+MEASURED_DATA_FIX = (
+    f"set HNNKIT_DATA=DIR (a folder holding {MEMBER} or invar_datasets.zip) or connect to the "
+    "internet to download it"
+)
+
+
 class MeasuredDataMissing(DataFileError):
-    """A task's measured data set cannot be found: the task is skipped, not failed."""
+    """A task's measured data set cannot be found: the task is skipped, not failed.
+
+    ``cause`` is why it was not found; ``fix`` the one line that fixes it.
+    """
+
+    def __init__(self, cause: str, fix: str = MEASURED_DATA_FIX):
+        self.cause, self.fix = cause, fix
+        super().__init__(f"its measured data were not found ({cause}); {fix}")
 
 
 def run_seed(
@@ -139,10 +153,8 @@ def run_seed(
             res = train()
         models[kind], histories[kind], seconds[kind] = res.model.cpu(), res.history, res.seconds
     noise = float(task.data.noise_std or 0.0)
-    energy = MEASURED_ENERGY.get(task.name)
-    orig, _ = evaluate_original(
-        system, models, data, original_protocol(task.name), seed=seed, noise_std=noise
-    )
+    energy = task.energy
+    orig, _ = evaluate_original(system, models, data, task.original, seed=seed, noise_std=noise)
     corr, rollouts = evaluate_corrected(system, models, data, t_span=task.eval_span, energy=energy)
     metrics: dict[str, Any] = {"seed": seed, "models": {}, "truth": corr["truth"]}
     if profile is not None:  # lets a lost results.json be rebuilt from this file
@@ -171,7 +183,7 @@ def run_seed(
         }
     if seed == 0 or not (out / task.name / "figures").exists():
         _seed_figures(task, data, out / task.name / "figures", rollouts, energy_rollouts, histories)
-    if task.name == "three-body":
+    if task.divergence:
         # the review's point: the HNN conserves its own energy, yet its trajectory diverges
         x0 = data.test_initial_states[0]
         div = divergence_rollouts(system, models, x0, torch.linspace(0.0, 10.0, 500))
@@ -183,7 +195,7 @@ def run_seed(
             divergence_figure(
                 div,
                 out / task.name / "figures" / "divergence",
-                title="three-body (first test state): the HNN conserves its own energy, "
+                title=f"{task.name} (first test state): the HNN conserves its own energy, "
                 "yet its trajectory diverges",
                 orbit_until=task.data.t_span[1] if task.data.t_span else None,
             )
@@ -214,6 +226,6 @@ def _seed_figures(
         rollouts,
         figs / "rollouts",
         title=f"{task.name}: rollouts far past the training window",
-        orbit=task.name in ("two-body", "three-body"),
+        orbit=task.orbit_plot,
     )
     loss_curves(histories, figs / "loss", title=f"{task.name}: loss vs step")

@@ -5,6 +5,7 @@ it draws start states, the span and tolerances of its rollouts, the "energy" it 
 the spring notebook's clock stretch, and how it groups the errors for the ±. Tasks the
 paper does not have follow ``OriginalProtocol()`` (the pendulum recipe with the system's own
 sampler and true H). Measured data are marked by their having no system, not by a name.
+Each task of :mod:`hnnkit.experiments.tasks` carries its entry as ``Task.original``.
 """
 
 from __future__ import annotations
@@ -40,10 +41,6 @@ ORIGINAL: dict[str, OriginalProtocol] = {
     "three-body": OriginalProtocol(starts="per-orbit", span=3.0, n_points=500, rtol=1e-9),
 }
 
-#: Energies of measured data sets, for the corrected protocol and the recording rollouts.
+#: Energies of measured data sets, for the corrected protocol and the recording rollouts
+#: (a task carries its own as ``Task.energy``; ``hnnkit evaluate`` reads this by data set).
 MEASURED_ENERGY = {"real-pendulum": real_pendulum_energy}
-
-
-def original_protocol(task: str) -> OriginalProtocol:
-    """The original protocol of ``task`` (``OriginalProtocol()`` for a task not in the paper)."""
-    return ORIGINAL.get(task, OriginalProtocol())

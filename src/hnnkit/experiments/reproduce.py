@@ -16,69 +16,94 @@ from typing import Any
 
 import torch
 
+from .. import models
 from ..errors import HnnkitValueError, UnknownNameError
 from ..evaluate import PROTOCOLS
 from ..files import DirectoryLock, atomic_write_text, describe_os_error, remove_stale_temporaries
 from ..report import html_report, markdown_table, provenance
 from ..report import results as res
+from ..report.tables import skipped_lines
 from ._seeds import MeasuredDataMissing as MeasuredDataMissing
 from ._seeds import run_seed as run_seed
 from .run import DHNN_FORM as DHNN_FORM
 from .run import build_model as build_model
-from .run import dissipation
-from .tasks import PROFILES, TASKS, Task
-
-#: kept for ``hnnkit train``'s dhnn metrics
-_dissipation = dissipation
-
-#: Tasks implemented in their own modules: name → "module:function" taking (out_dir, profile, seeds, quiet).
-EXTRA_TASKS: dict[str, str] = {
-    "pixel-pendulum": "hnnkit.experiments.pixel_pendulum:reproduce_task",
-    "kan-spring": "hnnkit.experiments.kan_spring:reproduce_task",
-}
-ALL_TASKS = (*TASKS, *EXTRA_TASKS)  # as shipped; parse_tasks reads EXTRA_TASKS afresh
-MODELS = ("baseline", "hnn")  # the default; a task may add "dhnn" (Task.models)
-
+from .tasks import PROFILES, TASKS, Task, get_task
 
 #: pip names of optional dependencies whose module is named otherwise
-_PIP_NAMES = {"kan": "pykan", "PIL": "pillow", "sklearn": "scikit-learn", "yaml": "pyyaml"}
+PIP_NAMES = {"kan": "pykan", "PIL": "pillow", "sklearn": "scikit-learn", "yaml": "pyyaml"}
 
 
-def _pip_name(module: str) -> str:
+def pip_name(module: str) -> str:
     """The ``pip install`` name of the top-level ``module``."""
-    return _PIP_NAMES.get(module, module)
-
-
-def _available_extra(name: str) -> tuple[Callable[..., dict[str, Any]] | None, str | None]:
-    """``(runner, None)`` for an extra task, or ``(None, reason)`` when an optional dependency
-    it needs is not installed.
-
-    Raises:
-        HnnkitValueError: when the task's module cannot be imported for any other reason
-            (an import inside hnnkit fails, the runner is missing): a broken installation.
-    """
-    import importlib
-
-    module, fn = EXTRA_TASKS[name].split(":")
-    try:
-        return getattr(importlib.import_module(module), fn), None
-    except ModuleNotFoundError as exc:
-        missing = (exc.name or "").split(".")[0]
-        if missing and missing != "hnnkit" and missing != module.split(".")[0]:
-            pip = _pip_name(missing)
-            return None, f"needs the optional package {pip!r}; pip install {pip}"
-        raise HnnkitValueError(
-            f"task {name} cannot be loaded ({exc}); the hnnkit installation is broken, reinstall it"
-        ) from exc
-    except (ImportError, AttributeError) as exc:
-        raise HnnkitValueError(
-            f"task {name} cannot be loaded ({type(exc).__name__}: {exc}); the hnnkit "
-            "installation is broken, reinstall it"
-        ) from exc
+    return PIP_NAMES.get(module, module)
 
 
 def _all_tasks() -> tuple[str, ...]:
-    return (*TASKS, *EXTRA_TASKS)
+    return tuple(TASKS)
+
+
+def _required_models(name: str) -> tuple[str, ...]:
+    return TASKS[name].models if name in TASKS else ()
+
+
+def _missing_dependency(exc: ModuleNotFoundError) -> str | None:
+    """The top-level module that ``exc`` says is absent, unless it is hnnkit's own."""
+    missing = (exc.name or "").split(".")[0]
+    return missing if missing and missing != "hnnkit" else None
+
+
+def check_task(task: Task) -> None:
+    """Refuse a task whose models are not registered, before any training.
+
+    Raises:
+        HnnkitValueError: naming the task, the model and the registered models.
+    """
+    for kind in task.models:
+        try:
+            models.get_model(kind)
+        except UnknownNameError as exc:
+            raise HnnkitValueError(
+                f"task {task.name}: {exc}; if a plugin registers it, pass it with "
+                "`hnnkit --plugin MODULE ...`"
+            ) from None
+
+
+def run_task_runner(
+    task: Task, out_dir: Path, *, profile: str, seeds: int, quiet: bool, device: str
+) -> dict[str, Any]:
+    """The results.json entry of a task with its own ``runner``.
+
+    An absent optional package skips the task (the entry says which ``pip install`` fixes
+    it); any other failure to import is an error naming the task and the cause.
+    """
+    assert task.runner is not None
+    try:
+        entry = task.runner(out_dir, profile=profile, seeds=seeds, quiet=quiet, device=device)
+    except ModuleNotFoundError as exc:
+        missing = _missing_dependency(exc)
+        if missing is None:
+            raise HnnkitValueError(
+                f"task {task.name} cannot be loaded ({exc}); the hnnkit installation is "
+                "broken, reinstall it"
+            ) from exc
+        pip = pip_name(missing)
+        return {
+            "skipped": f"needs the optional package {pip!r} ({exc})",
+            "fix": f"pip install {pip}",
+            "profile": profile,
+        }
+    except ImportError as exc:
+        raise HnnkitValueError(
+            f"task {task.name} cannot be loaded ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not isinstance(entry, dict):
+        raise HnnkitValueError(
+            f"task {task.name}: its runner returned {type(entry).__name__}, not a results.json "
+            "entry (a dict with 'models')"
+        )
+    entry.setdefault("profile", profile)
+    entry.setdefault("n_seeds", seeds)
+    return entry
 
 
 def parse_tasks(spec: str | None) -> list[str]:
@@ -106,7 +131,7 @@ def parse_tasks(spec: str | None) -> list[str]:
 
 def entry_problem(name: str, entry: Any) -> str | None:
     """Why a results.json ``entry`` of task ``name`` cannot be shown in the report, or ``None``."""
-    return res.entry_problem(entry, TASKS[name].models if name in TASKS else ())
+    return res.entry_problem(entry, _required_models(name))
 
 
 def _seed_profile(name: str, metrics: dict[str, Any]) -> str | None:
@@ -118,7 +143,7 @@ def _seed_profile(name: str, metrics: dict[str, Any]) -> str | None:
         steps = max(int(h["step"]) for h in history)
     except (KeyError, TypeError, ValueError, StopIteration, AttributeError):
         return None
-    found = [p for p in PROFILES if TASKS[name].for_profile(p).training.steps == steps]
+    found = [p for p in PROFILES if get_task(name).for_profile(p).training.steps == steps]
     return found[0] if len(found) == 1 else None
 
 
@@ -141,7 +166,9 @@ def rebuild_entry(out: Path, name: str) -> tuple[dict[str, Any] | None, str]:
     seeds = _seed_files(out / name)
     if not seeds:
         return None, f"there are no per-seed results in {out / name}"
-    if name in TASKS:
+    if name not in TASKS:
+        return None, "not a registered task (is the plugin that registers it loaded?)"
+    if TASKS[name].runner is None:
         profiles = {_seed_profile(name, m) for _, m in seeds}
         if len(profiles) != 1 or None in profiles:
             return None, f"the profile of the per-seed results in {out / name} cannot be told"
@@ -156,15 +183,14 @@ def rebuild_entry(out: Path, name: str) -> tuple[dict[str, Any] | None, str]:
     profile = seeds[0][1].get("profile")
     if profile not in PROFILES:
         return None, f"{seeds[0][0]} does not record its profile"
-    runner, reason = _available_extra(name)
-    if runner is None:
-        return None, reason or "not available"
     try:  # every seed is finished: the runner only reads and pools them
-        entry = runner(out / name, profile=profile, seeds=len(seeds), quiet=True, device="cpu")
+        entry = run_task_runner(
+            TASKS[name], out / name, profile=profile, seeds=len(seeds), quiet=True, device="cpu"
+        )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         return None, f"its per-seed results cannot be pooled ({type(exc).__name__}: {exc})"
-    entry.setdefault("profile", profile)
-    entry.setdefault("n_seeds", len(seeds))
+    if "skipped" in entry:
+        return None, entry["skipped"]
     return entry, f"{len(seeds)} per-seed metrics.json in {out / name}"
 
 
@@ -232,6 +258,8 @@ def reproduce(
     """
     out = Path(out)
     names = _task_names(tasks)
+    for name in names:
+        check_task(get_task(name))
     if protocol not in PROTOCOLS:
         raise UnknownNameError("protocol", protocol, PROTOCOLS)
     if profile not in PROFILES:
@@ -241,8 +269,6 @@ def reproduce(
         raise HnnkitValueError(f"--seeds must be a positive integer, got {seeds!r}")
     check_out_dir(out)
     dev = resolve_device(device)
-    # import the extra tasks now: a broken installation fails before any training
-    extras = {name: _available_extra(name) for name in names if name not in TASKS}
     with ExitStack() as stack:
         try:
             stack.enter_context(DirectoryLock(out, "hnnkit reproduce"))
@@ -251,15 +277,12 @@ def reproduce(
         stale = remove_stale_temporaries(out)
         if stale:
             echo(f"removed {len(stale)} temporary file(s) left in {out} by a killed run")
-        return _reproduce_locked(
-            out, names, extras, profile, n_seeds, dev, force, quiet, protocol, echo
-        )
+        return _reproduce_locked(out, names, profile, n_seeds, dev, force, quiet, protocol, echo)
 
 
 def _reproduce_locked(
     out: Path,
     names: list[str],
-    extras: dict[str, tuple[Callable[..., dict[str, Any]] | None, str | None]],
     profile: str,
     n_seeds: int,
     dev: torch.device,
@@ -314,32 +337,11 @@ def _reproduce_locked(
             meta["seconds_total"] = time.perf_counter() - t_all
             results = res.write_entry(out, name, entry, meta, results)
             continue
-        if name in TASKS:
-            task = TASKS[name].for_profile(profile)
-            try:
-                per_seed = []
-                for seed in range(n_seeds):
-                    echo(
-                        f"[{name}] seed {seed + 1}/{n_seeds}: training {', '.join(task.models)} ({task.training.steps} steps)"
-                    )
-                    per_seed.append(run_seed(task, seed, out, dev, quiet, echo, profile))
-                entry = summarise(task, per_seed, profile)
-                entry["n_seeds"] = n_seeds
-            except MeasuredDataMissing as exc:
-                entry = {"skipped": str(exc), "profile": profile}
-                echo(f"[{name}] skipped: {exc}")
-        else:
-            runner, reason = extras[name]
-            if runner is None:
-                entry = {"skipped": reason, "profile": profile}
-                echo(f"[{name}] skipped: {reason}")
-            else:
-                echo(f"[{name}] running")
-                entry = runner(
-                    out / name, profile=profile, seeds=n_seeds, quiet=quiet, device=str(dev)
-                )
-                entry.setdefault("profile", profile)
-                entry.setdefault("n_seeds", n_seeds)
+        try:
+            entry = _run_task(get_task(name), out, profile, n_seeds, dev, quiet, echo)
+        except Exception as exc:  # named here; the error itself goes on to the caller
+            echo(f"[{name}] failed: {type(exc).__name__}: {exc}")
+            raise
         meta["seconds_total"] = time.perf_counter() - t_all
         results = res.write_entry(out, name, entry, meta, results)
         echo(f"[{name}] done in {time.perf_counter() - t0:.1f} s")
@@ -347,10 +349,49 @@ def _reproduce_locked(
         figs = out / name / "figures"
         if figs.is_dir():
             figures[name] = sorted(p for p in figs.iterdir() if p.suffix in (".png", ".gif"))
-    table = markdown_table(results) + res.not_in_table(results)
+    table = markdown_table(results)  # the skipped tasks first, each with its fix
     atomic_write_text(out / "table.md", table)
     atomic_write_text(out / "report.html", html_report(results, figures))
     echo("")
     echo(table)
     echo(f"Wrote {out / 'results.json'}, {out / 'table.md'} and {out / 'report.html'}")
+    for line in skipped_lines(results):  # last, where the terminal leaves off
+        echo(line)
     return results
+
+
+def _run_task(
+    task: Task,
+    out: Path,
+    profile: str,
+    n_seeds: int,
+    dev: torch.device,
+    quiet: bool,
+    echo: Callable[[str], None],
+) -> dict[str, Any]:
+    """Train and evaluate one task (or call its runner): its results.json entry."""
+    name = task.name
+    if task.runner is not None:
+        echo(f"[{name}] running")
+        entry = run_task_runner(
+            task, out / name, profile=profile, seeds=n_seeds, quiet=quiet, device=str(dev)
+        )
+        if "skipped" in entry:
+            echo(f"[{name}] skipped: {entry['skipped']}; {entry['fix']}")
+        return entry
+    task = task.for_profile(profile)
+    try:
+        per_seed = []
+        for seed in range(n_seeds):
+            echo(
+                f"[{name}] seed {seed + 1}/{n_seeds}: training {', '.join(task.models)} "
+                f"({task.training.steps} steps)"
+            )
+            per_seed.append(run_seed(task, seed, out, dev, quiet, echo, profile))
+    except MeasuredDataMissing as exc:
+        echo(f"[{name}] skipped: {exc}")
+        why = f"its measured data were not found ({exc.cause})"
+        return {"skipped": why, "fix": exc.fix, "profile": profile}
+    entry = summarise(task, per_seed, profile)
+    entry["n_seeds"] = n_seeds
+    return entry

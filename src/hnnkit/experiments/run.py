@@ -18,8 +18,8 @@ import torch
 
 from .. import models
 from ..data import Dataset, generate, real_pendulum
-from ..errors import HnnkitValueError, UnknownNameError
-from ..evaluate import evaluate_corrected, evaluate_original, loss_metrics
+from ..errors import HnnkitValueError
+from ..evaluate import OriginalProtocol, evaluate_corrected, evaluate_original, loss_metrics
 from ..files import (
     DirectoryLock,
     atomic_write_json,
@@ -32,15 +32,10 @@ from ..models import DissipativeHNN
 from ..report import loss_curves, provenance, rollout_panels
 from ..report.results import read_json
 from ..systems import get_system
-from ..train import FitResult, fit
-from .protocols import MEASURED_ENERGY, original_protocol
+from ..train import FitResult, fit, get_loss
 from .spec import MEASURED, DataSpec, Experiment, ModelSpec, TrainSpec
-from .tasks import TASKS
+from .tasks import task_for_data
 
-#: The models an experiment can name.
-MODELS = ("baseline", "hnn", "dhnn")
-#: The losses an experiment can name: on the derivatives, or through one RK4 step.
-LOSSES = ("derivative", "through-step")
 #: The dissipative HNN's form: the paper's (Sosanya & Greydanus 2022).
 DHNN_FORM = models.get_model("dhnn").options["form"]
 #: The rollout span of an evaluation that names none and whose system has no task.
@@ -63,31 +58,53 @@ def load_data(spec: DataSpec, seed: int) -> Dataset:
 
 
 def build_model(
-    kind: str, dim: int, hidden: tuple[int, ...], seed: int, activation: str = "tanh"
+    kind: str,
+    dim: int,
+    hidden: tuple[int, ...] | None = None,
+    seed: int = 0,
+    activation: str | None = None,
 ) -> torch.nn.Module:
     """The registered model ``kind`` (:mod:`hnnkit.models.registry`) initialised from ``seed``;
-    ``hidden`` and ``activation`` go to the models that take them."""
+    ``hidden`` and ``activation`` go to the models that take them (``None``: the model's own
+    default, which lives in its builder only)."""
     gen = torch.Generator().manual_seed(seed)
-    return models.build_with_shared_options(
-        kind, dim, generator=gen, hidden=hidden, activation=activation
-    )
+    shared = {"hidden": hidden, "activation": activation}
+    shared = {k: v for k, v in shared.items() if v is not None}
+    return models.build_with_shared_options(kind, dim, generator=gen, **shared)
 
 
 def model_from_spec(spec: ModelSpec, dim: int, seed: int) -> torch.nn.Module:
-    """The untrained model of ``spec`` for phase-space dimension ``dim``."""
+    """The untrained model of ``spec`` for phase-space dimension ``dim``.
+
+    Raises:
+        UnknownNameError: if the model is not registered (the message lists those that are).
+    """
     kw = spec.kwargs
+    hidden = kw.get("hidden")
     return build_model(
-        spec.name, dim, tuple(kw.get("hidden", (200, 200))), seed, kw.get("activation", "tanh")
+        spec.name, dim, None if hidden is None else tuple(hidden), seed, kw.get("activation")
     )
 
 
+def model_options(spec: ModelSpec) -> dict[str, Any]:
+    """The shared options (``hidden``, ``activation``) the model of ``spec`` is built with: the
+    spec's, else the builder's defaults; an option the model does not take is left out."""
+    entry = models.get_model(spec.name)
+    out: dict[str, Any] = {}
+    for key in ("hidden", "activation"):
+        if entry.accepts(key):
+            value = spec.kwargs.get(key, entry.options[key])
+            out[key] = list(value) if key == "hidden" else value
+    return out
+
+
 def check_loss(train: TrainSpec, data: Dataset) -> None:
-    """Refuse a loss that is not known, or ``through-step`` on data without a step."""
-    if train.loss not in LOSSES:
-        raise UnknownNameError("loss", train.loss, LOSSES)
-    if train.through_step and data.step is None:
+    """Refuse a loss that is not registered (:data:`hnnkit.train.LOSSES`), or one that needs
+    the forward differences' intervals (``through-step``) on data without them."""
+    loss = get_loss(train.loss)
+    if "step" in loss.requires and data.step is None:
         raise HnnkitValueError(
-            "loss 'through-step' needs targets that are forward differences (as the "
+            f"loss {train.loss!r} needs targets that are forward differences (as the "
             "real-pendulum recording's); these data hold exact derivatives: use 'derivative'"
         )
 
@@ -109,6 +126,7 @@ def train_model(
     return fit(
         model,
         data,
+        loss=tr.loss,
         optimizer=tr.optimizer,
         lr=tr.lr,
         steps=tr.steps,
@@ -120,7 +138,6 @@ def train_model(
         run_dir=run_dir,
         resume=True,
         quiet=quiet,
-        through_step=tr.through_step,
         config=config,
     )
 
@@ -140,19 +157,18 @@ def eval_span(exp: Experiment) -> tuple[float, float]:
     """The rollout span: the experiment's, else its system's task's, else 0–20."""
     if exp.eval.t_span is not None:
         return exp.eval.t_span
-    task = TASKS.get(exp.data.system or "")
+    task = task_for_data(exp.data)
     return task.eval_span if task is not None else DEFAULT_EVAL_SPAN
 
 
 def run_config(exp: Experiment) -> dict[str, Any]:
     """``config.json`` of the run: the keys of ``hnnkit train``'s, the spec and its hash."""
-    d, tr, kw = exp.data, exp.train, exp.model.kwargs
+    d, tr = exp.data, exp.train
     cfg: dict[str, Any] = {
         "system": d.system if d.file is None else None,
         "model": exp.model.name,
         "seed": exp.seed,
-        "hidden": list(kw.get("hidden", (200, 200))),
-        "activation": kw.get("activation", "tanh"),
+        **model_options(exp.model),
         "steps": tr.steps,
         "lr": tr.lr,
         "batch_size": tr.batch_size,
@@ -164,6 +180,8 @@ def run_config(exp: Experiment) -> dict[str, Any]:
     }
     if tr.through_step:
         cfg["through_step"] = True
+    elif tr.loss != TrainSpec().loss:
+        cfg["loss"] = tr.loss
     return {**cfg, "experiment": exp.to_dict(), "config_hash": exp.config_hash()}
 
 
@@ -253,7 +271,8 @@ def evaluate_model(
 
     With ``figures``, the rollouts (corrected protocol) are drawn in ``figures/rollouts``.
     """
-    kind, system_name = exp.model.name, exp.data.system or "file"
+    kind = exp.model.name
+    task = task_for_data(exp.data)  # the protocol of the experiment's system, if a task has it
     system = None if exp.data.measured else get_system(exp.data.system, **exp.data.params)
     wanted = exp.eval.metrics
     found: dict[str, Any] = dict(loss_metrics(model, data, through_step=exp.train.through_step))
@@ -263,7 +282,7 @@ def evaluate_model(
             {kind: model},
             data,
             t_span=eval_span(exp),
-            energy=MEASURED_ENERGY.get(system_name),
+            energy=None if task is None else task.energy,
         )
         found.update(corr[kind])
         if figures is not None:
@@ -271,7 +290,7 @@ def evaluate_model(
                 rollouts,
                 figures / "rollouts",
                 title=exp.run_name,
-                orbit=system_name in ("two-body", "three-body"),
+                orbit=task is not None and task.orbit_plot,
             )
     else:
         noise = float(exp.data.noise_std or 0.0)
@@ -279,7 +298,7 @@ def evaluate_model(
             system,
             {kind: model},
             data,
-            original_protocol(system_name),
+            OriginalProtocol() if task is None else task.original,
             seed=exp.data_seed,
             noise_std=noise,
         )

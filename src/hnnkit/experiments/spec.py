@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataFileError, HnnkitValueError
+from ..train import LOSSES
 
 #: The system name of the measured pendulum recording (a data set, not a simulated system).
 MEASURED = "real-pendulum"
@@ -258,7 +259,8 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class TrainSpec:
-    """Settings of :func:`hnnkit.train.fit`."""
+    """Settings of :func:`hnnkit.train.fit`; ``loss`` is any registered loss
+    (:func:`hnnkit.train.register_loss`, e.g. ``derivative``, ``through-step``)."""
 
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -274,7 +276,7 @@ class TrainSpec:
         _int(s, "steps", self.steps, 1)
         _int(s, "batch_size", self.batch_size, 1, optional=True)
         object.__setattr__(self, "weight_decay", _float(s, "weight_decay", self.weight_decay))
-        _str(s, "loss", self.loss)  # a registered loss: checked when the run starts
+        _str(s, "loss", self.loss, tuple(LOSSES))  # a registered loss (hnnkit.train.LOSSES)
 
     @property
     def through_step(self) -> bool:

@@ -229,21 +229,12 @@ def repair_entries(
         )
         results["tasks"][name] = {
             "skipped": why,
+            "fix": f"rerun `hnnkit reproduce --tasks {name} --out {out}`",
             "profile": entry.get("profile") if isinstance(entry, dict) else None,
             "incomplete": entry,
         }
         echo(f"[{name}] {why}")
     return changed
-
-
-def not_in_table(results: dict[str, Any]) -> str:
-    """Markdown lines naming the tasks that results.json holds but the table cannot show."""
-    lines = [
-        f"- {name}: {entry['skipped']}"
-        for name, entry in results.get("tasks", {}).items()
-        if isinstance(entry, dict) and "skipped" in entry
-    ]
-    return "\n**Not in the table**\n\n" + "\n".join(lines) + "\n" if lines else ""
 
 
 # --- per-seed metrics and their summary -----------------------------------------------------

@@ -150,8 +150,43 @@ TABLE_NOTE = (
 )
 
 
+def skipped_tasks(results: dict[str, Any]) -> list[tuple[str, str, str | None]]:
+    """``(task, why, fix)`` of each task that results.json holds as skipped (``fix``: the one
+    line that makes it run, where known)."""
+    found = []
+    for name, entry in results.get("tasks", {}).items():
+        if isinstance(entry, dict) and "skipped" in entry:
+            fix = entry.get("fix")
+            found.append((name, str(entry["skipped"]), fix if isinstance(fix, str) else None))
+    return found
+
+
+def _fix_then_why(why: str, fix: str | None) -> str:
+    """The fix first (the cause of a failed download can be long), then why."""
+    return why if fix is None else f"{fix} (skipped: {why})"
+
+
+def skipped_lines(results: dict[str, Any]) -> list[str]:
+    """One line per skipped task, naming it and what fixes it (empty when none was skipped)."""
+    found = skipped_tasks(results)
+    if not found:
+        return []
+    head = f"SKIPPED {len(found)} task{'s' * (len(found) > 1)}, not in the table:"
+    return [head, *(f"  {name}: {_fix_then_why(why, fix)}" for name, why, fix in found)]
+
+
+def skipped_markdown(results: dict[str, Any]) -> str:
+    """The skipped tasks as a Markdown block for the top of table.md (empty when none)."""
+    found = skipped_tasks(results)
+    if not found:
+        return ""
+    lines = [f"> **Skipped, not in the table:** {len(found)} task{'s' * (len(found) > 1)}", ">"]
+    lines += [f"> - **{name}**: {_fix_then_why(why, fix)}" for name, why, fix in found]
+    return "\n".join(lines) + "\n\n"
+
+
 def markdown_table(results: dict[str, Any]) -> str:
-    """Table 1 in Markdown."""
+    """Table 1 in Markdown, after the tasks that were skipped (each with its fix)."""
     rows = _table(results)
     best = _best_energy(rows)
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * 2 + "---:|" * (len(HEADER) - 2)]
@@ -159,7 +194,8 @@ def markdown_table(results: dict[str, Any]) -> str:
         texts = [f"**{fmt(c)}**" if (i, j) in best else fmt(c) for j, c in enumerate(cells)]
         lines.append("| " + " | ".join(labels + texts) + " |")
     return (
-        "\n".join(lines)
+        skipped_markdown(results)
+        + "\n".join(lines)
         + "\n\n"
         + TABLE_NOTE
         + "\n"
@@ -341,9 +377,8 @@ def html_report(
         )
         sections.append(f"<section><h2>{html.escape(task)}</h2>{imgs}</section>")
     skipped = "".join(
-        f"<li><b>{html.escape(t)}</b>: {html.escape(e['skipped'])}</li>"
-        for t, e in results.get("tasks", {}).items()
-        if "skipped" in e
+        f"<li><b>{html.escape(name)}</b>: {html.escape(_fix_then_why(why, fix))}</li>"
+        for name, why, fix in skipped_tasks(results)
     )
     dissipation = "".join(
         f"<li>{html.escape(line[2:])}</li>"
@@ -370,16 +405,17 @@ th.corrected, td.corrected {{ background: #eef6ff !important; }}
 td.best {{ font-weight: 700; }} .pm {{ color: #777; font-size: 0.9em; }}
 figure {{ display: inline-block; margin: 0.5rem; }} img {{ max-width: 100%; border: 1px solid #eee; }}
 img[src^="data:image/gif"] {{ width: 480px; image-rendering: pixelated; }}
+div.skipped {{ border: 2px solid #c00; background: #fff0f0; padding: 0 1rem; }}
 figcaption {{ font-size: 0.8rem; color: #666; }} .meta td {{ text-align: left; font-weight: normal; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
+{'<div class="skipped"><h3>Skipped, not in the table</h3><ul>' + skipped + "</ul></div>" if skipped else ""}
 <p>Profile <b>{html.escape(str(results.get("profile")))}</b>, protocols shown side by side:
 the paper's Table 1 (yellow), ours under the original evaluation protocol, and ours under the corrected protocol (blue).</p>
 <div class="scroll"><table><thead>{head}</thead><tbody>{body}</tbody></table></div>
 <p class="note">{_html_note()}</p>
 {"<h3>Dissipation</h3><ul>" + dissipation + "</ul>" if dissipation else ""}
 {long_html}
-{"<h3>Skipped tasks</h3><ul>" + skipped + "</ul>" if skipped else ""}
 {"".join(sections)}
 <h2>Provenance</h2><table class="meta">{prov_rows}</table>
 </body></html>
