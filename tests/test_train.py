@@ -5,6 +5,7 @@ from hnnkit.data import generate
 from hnnkit.errors import DataFileError, NonFiniteLossError
 from hnnkit.integrate import odeint
 from hnnkit.models import HNN, Baseline
+from hnnkit.models.kan import find_kan
 from hnnkit.train import fit, load_checkpoint
 
 
@@ -133,3 +134,88 @@ def test_trained_hnn_conserves_its_own_energy_along_rk4(spring):
         h = model.hamiltonian(traj)
     rel = ((h - h[0]).abs() / (h[0].abs() + 1e-12)).max()
     assert rel < 1e-4
+
+
+# -- train_with_restarts: checkpoints and resume of a multi-stage schedule ---------------------
+
+
+class _Killed(Exception):
+    pass
+
+
+def _kan_schedule(data, checkpoint=None, *, resume=False, kill_at=None, **schedule):
+    """A KAN-HNN through 2 restart candidates, a warm-up and two grid sizes (5, then 7)."""
+    from hnnkit.models import build_model
+    from hnnkit.models.kan import kan_regularizer
+    from hnnkit.train import restart_seed, train_with_restarts
+
+    x = data.split("train")[0].double()
+    calls = [0]
+
+    def kill(step, loss):  # counts the steps of every part, candidates included
+        calls[0] += 1
+        if calls[0] == kill_at:
+            raise _Killed
+
+    def build(r):
+        gen = torch.Generator().manual_seed(restart_seed(0, r))
+        model = build_model("kan", 2, generator=gen, widths=(2, 1, 1), x=x)
+        return model, kan_regularizer(x, 1e-4)
+
+    settings = {
+        "steps": 12,
+        "restarts": 2,
+        "restart_steps": 2,
+        "grids": (5, 7),
+        "log_every": 2,
+        "plateau_chunk": 3,
+    }
+    return train_with_restarts(
+        build,
+        data,
+        **{**settings, **schedule},
+        fit_options={"lbfgs_max_iter": 5, "callbacks": [kill]},
+        checkpoint=checkpoint,
+        resume=resume,
+    )
+
+
+def _same(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_a_killed_schedule_resumes_to_the_uninterrupted_result(spring, tmp_path):
+    reference, log = _kan_schedule(spring)  # no checkpoint at all
+    again, log_again = _kan_schedule(spring, tmp_path / "full.pt")
+    assert _same(reference, again)  # checkpointing changes nothing
+    assert [h["step"] for h in log["history"]] == [h["step"] for h in log_again["history"]]
+    assert find_kan(reference).grid_size == 7 and len(log["restart_objectives"]) == 2
+    # steps 1-2 and 3-4: the candidates; 5: the warm-up; 6-9: grid 5 in chunks of 3 and 1;
+    # 10-14: grid 7. Killed anywhere, the resumed run ends where the uninterrupted one does.
+    for kill_at in (1, 3, 5, 7, 9, 11):
+        ckpt = tmp_path / f"killed-{kill_at}.pt"
+        with pytest.raises(_Killed):
+            _kan_schedule(spring, ckpt, kill_at=kill_at)
+        resumed, log_resumed = _kan_schedule(spring, ckpt, resume=True)
+        assert _same(reference, resumed), kill_at
+        assert log_resumed["restart_objectives"] == log["restart_objectives"]
+        assert log_resumed["restart_chosen"] == log["restart_chosen"]
+        assert [h["step"] for h in log_resumed["history"]] == [h["step"] for h in log["history"]]
+        assert [h["train_loss"] for h in log_resumed["history"]] == [
+            h["train_loss"] for h in log["history"]
+        ]
+    # a finished run resumed again trains no further
+    done, _ = _kan_schedule(spring, tmp_path / "full.pt", resume=True, kill_at=1)
+    assert _same(reference, done)
+
+
+def test_a_schedule_resumes_only_its_own_checkpoint(spring, tmp_path):
+    ckpt = tmp_path / "c.pt"
+    with pytest.raises(_Killed):
+        _kan_schedule(spring, ckpt, kill_at=3)
+    with pytest.raises(ValueError, match=r"cannot resume.*schedule"):
+        _kan_schedule(spring, ckpt, resume=True, steps=14)
+    fit(_model(), spring, steps=2, checkpoint=tmp_path / "plain.pt")
+    with pytest.raises(ValueError, match="holds no training schedule"):
+        _kan_schedule(spring, tmp_path / "plain.pt", resume=True)

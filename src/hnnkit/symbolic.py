@@ -1404,10 +1404,58 @@ def extract_dissipative(
 
 RUN_FORMAT = 1
 _RUN_DATA = ("x", "dx", "x_test", "dx_test")
+#: The checkpoint entry of a KAN run directory that extraction reads (:func:`kan_run_entry`).
+RUN_ENTRY = "symbolic"
+#: The standalone run file of :func:`save_kan_run` (and of KAN runs before the checkpoint held it).
+RUN_FILE = "kan_run.pt"
+
+
+def kan_run_entry(model: nn.Module, data: Any, *, weights: bool = True) -> dict[str, Any]:
+    """What :func:`extract_from_run` needs besides the weights: the KAN's settings, its output
+    index, the train and test states and targets, and for a dissipative model its D's KAN.
+
+    ``hnnkit train --model kan`` stores it as the entry :data:`RUN_ENTRY` of the run's
+    checkpoint, whose ``model`` weights it then reads (``weights=False``: each KAN is named
+    by its key in the model's ``state_dict``); :func:`save_kan_run` writes it with the
+    weights as a file of its own.
+
+    Args:
+        model: a :class:`~hnnkit.models.kan.KAN` or a model whose ``energy_net`` is one.
+        data: a :class:`~hnnkit.data.Dataset`, ``(x, dx)`` or ``(x, dx, x_test, dx_test)``.
+        weights: include the KANs' weights (default ``True``).
+    """
+    kan = find_kan(model)
+    names = {id(m): name for name, m in model.named_modules()}
+    x, dx, xt, dxt = _as_data(data)
+    output_index = getattr(model, "output_index", None)
+
+    def net(k: KAN) -> dict[str, Any]:
+        if weights:
+            return {"state_dict": {n: v.detach().cpu() for n, v in k.state_dict().items()}}
+        return {"key": names[id(k)]}
+
+    state = {
+        "format": RUN_FORMAT,
+        "kan": _kan_spec(kan),
+        **net(kan),
+        "output_index": 0 if output_index is None else int(output_index),
+        "data": {
+            k: None if v is None else v.detach().cpu().double()
+            for k, v in zip(_RUN_DATA, (x, dx, xt, dxt), strict=True)
+        },
+    }
+    dissipation = getattr(model, "dissipation_net", None)
+    if isinstance(dissipation, KAN):  # a dissipative KAN-HNN: its D is read back too
+        state["dissipation"] = {
+            "kan": _kan_spec(dissipation),
+            **net(dissipation),
+            "form": model.form,
+        }
+    return state
 
 
 def save_kan_run(path: str | os.PathLike, model: nn.Module, data: Any) -> Path:
-    """Save what :func:`extract_from_run` needs: the KAN's settings and weights, and the data.
+    """Save what :func:`extract_from_run` needs as one file: :func:`kan_run_entry` with the weights.
 
     Args:
         path: file to write (atomically); parent directories are created.
@@ -1419,26 +1467,7 @@ def save_kan_run(path: str | os.PathLike, model: nn.Module, data: Any) -> Path:
     """
     from .files import atomic_write
 
-    kan = find_kan(model)
-    x, dx, xt, dxt = _as_data(data)
-    output_index = getattr(model, "output_index", None)
-    state = {
-        "format": RUN_FORMAT,
-        "kan": _kan_spec(kan),
-        "state_dict": {k: v.detach().cpu() for k, v in kan.state_dict().items()},
-        "output_index": 0 if output_index is None else int(output_index),
-        "data": {
-            k: None if v is None else v.detach().cpu().double()
-            for k, v in zip(_RUN_DATA, (x, dx, xt, dxt), strict=True)
-        },
-    }
-    dissipation = getattr(model, "dissipation_net", None)
-    if isinstance(dissipation, KAN):  # a dissipative KAN-HNN: its D is read back too
-        state["dissipation"] = {
-            "kan": _kan_spec(dissipation),
-            "state_dict": {k: v.detach().cpu() for k, v in dissipation.state_dict().items()},
-            "form": model.form,
-        }
+    state = kan_run_entry(model, data)
     return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
@@ -1452,7 +1481,15 @@ def _kan_spec(kan: KAN) -> dict[str, Any]:
     }
 
 
-def _kan_from_spec(spec: dict[str, Any], state_dict: dict[str, Tensor]) -> KAN:
+def _kan_from_spec(
+    spec: dict[str, Any], net: dict[str, Any], weights: dict[str, Tensor] | None
+) -> KAN:
+    """The KAN of ``spec``; its weights from ``net`` or, by ``net["key"]``, from ``weights``."""
+    if "state_dict" in net:
+        state_dict = net["state_dict"]
+    else:
+        prefix = f"{net['key']}." if net["key"] else ""
+        state_dict = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
     kan = KAN(
         spec["widths"],
         spec["grid"],
@@ -1468,8 +1505,9 @@ def _kan_from_spec(spec: dict[str, Any], state_dict: dict[str, Tensor]) -> KAN:
 def load_kan_run(path: str | os.PathLike) -> tuple[KAN, int, tuple[Tensor, ...]]:
     """Read a file written by :func:`save_kan_run`: ``(kan, output_index, (x, dx[, x_test, dx_test]))``.
 
-    ``path`` may be the file or a directory holding ``kan_run.pt``. For a dissipative run this
-    is the energy's KAN (:func:`extract_from_run` reads the dissipation too).
+    ``path`` may be a run directory (its ``checkpoint.pt``, or an older run's ``kan_run.pt``),
+    a checkpoint, or a file of :func:`save_kan_run`. For a dissipative run this is the
+    energy's KAN (:func:`extract_from_run` reads the dissipation too).
 
     Raises:
         DataFileError: if the file is missing or not a KAN run file.
@@ -1486,12 +1524,13 @@ def _load_run(
 
     path = Path(path)
     if path.is_dir():
-        path = path / "kan_run.pt"
+        ckpt = path / "checkpoint.pt"
+        path = path / RUN_FILE if (path / RUN_FILE).is_file() or not ckpt.is_file() else ckpt
     train = f"`hnnkit train --system SYSTEM --model kan --out {path.parent}`"
     if not path.is_file():
         raise DataFileError(
-            f"{path} does not exist; a KAN run directory holds kan_run.pt (written by "
-            f"save_kan_run: by {train} or the kan-spring experiment)"
+            f"{path} does not exist; a KAN run directory holds checkpoint.pt (written by {train}) "
+            f"or {RUN_FILE} (written by save_kan_run and the kan-spring experiment)"
         )
     retrain = f"retrain it, e.g. with {train}"
     try:
@@ -1500,10 +1539,19 @@ def _load_run(
         raise DataFileError(
             f"{path} is corrupted: it cannot be read as a torch file ({type(exc).__name__}); {retrain}"
         ) from exc
+    weights = None
+    if isinstance(state, dict) and "model" in state and "format" not in state:  # a checkpoint
+        if RUN_ENTRY not in state:
+            raise DataFileError(
+                f"{path} is a checkpoint without a KAN run entry (not a --model kan run, or one "
+                f"trained before checkpoints held it, whose directory then holds {RUN_FILE}); "
+                f"{retrain}"
+            )
+        state, weights = state[RUN_ENTRY], state["model"]
     try:
         if not isinstance(state, dict) or state.get("format") != RUN_FORMAT:
             raise ValueError(f"no 'format': {RUN_FORMAT} entry")
-        kan = _kan_from_spec(state["kan"], state["state_dict"])
+        kan = _kan_from_spec(state["kan"], state, weights)
         d = state["data"]
         data = (d["x"], d["dx"]) if d.get("x_test") is None else tuple(d[k] for k in _RUN_DATA)
         output_index = int(state["output_index"])
@@ -1511,7 +1559,7 @@ def _load_run(
         dissipation = (
             None
             if diss is None
-            else (_kan_from_spec(diss["kan"], diss["state_dict"]), str(diss["form"]))
+            else (_kan_from_spec(diss["kan"], diss, weights), str(diss["form"]))
         )
     except Exception as exc:  # malformed contents raise many types
         raise DataFileError(
@@ -1523,7 +1571,10 @@ def _load_run(
 def extract_from_run(
     path: str | os.PathLike, **kwargs: Any
 ) -> SymbolicHamiltonian | SymbolicDissipative:
-    """:func:`extract_hamiltonian` on a run saved by :func:`save_kan_run` (for ``hnnkit symbolic RUN_DIR``).
+    """:func:`extract_hamiltonian` on a saved KAN run (for ``hnnkit symbolic RUN_DIR``).
+
+    ``path``: a run directory of ``hnnkit train --model kan`` (its ``checkpoint.pt``), a
+    checkpoint, or a file of :func:`save_kan_run` (or a directory holding one).
 
     A dissipative run (``hnnkit train --model kan --dissipative``) gives
     :func:`extract_dissipative`'s H and D instead.
@@ -1551,6 +1602,8 @@ __all__ = [
     "LIBRARY",
     "POLYNOMIAL_LIBRARY",
     "QUADRATIC_LIBRARY",
+    "RUN_ENTRY",
+    "RUN_FILE",
     "EdgeFit",
     "LibraryFunction",
     "SymbolicDissipative",
@@ -1563,6 +1616,7 @@ __all__ = [
     "extract_hamiltonian",
     "fit_edge",
     "hnn_loss_fn",
+    "kan_run_entry",
     "load_kan_run",
     "phase_space_symbols",
     "refit_coefficients",

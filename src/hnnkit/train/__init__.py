@@ -11,6 +11,7 @@
 from .batches import ADAPTERS, register_batches, split_batches
 from .loop import (
     CHECKPOINT,
+    CHECKPOINT_ENTRIES,
     LOG,
     LOG_COLUMNS,
     OPTIMIZERS,
@@ -21,18 +22,27 @@ from .loop import (
     fit,
     load_checkpoint,
     resume_checkpoint,
+    update_checkpoint,
     write_log,
 )
 from .losses import LOSSES, Loss, derivative_loss, get_loss, register_loss
-from .schedules import parameter_l1, restart_seed, train_objective, train_with_restarts
+from .schedules import (
+    SCHEDULE,
+    parameter_l1,
+    restart_seed,
+    train_objective,
+    train_with_restarts,
+)
 
 __all__ = [
     "ADAPTERS",
     "CHECKPOINT",
+    "CHECKPOINT_ENTRIES",
     "LOG",
     "LOG_COLUMNS",
     "LOSSES",
     "OPTIMIZERS",
+    "SCHEDULE",
     "FitResult",
     "Loss",
     "Monitor",
@@ -50,5 +60,6 @@ __all__ = [
     "split_batches",
     "train_objective",
     "train_with_restarts",
+    "update_checkpoint",
     "write_log",
 ]

@@ -29,6 +29,17 @@ from .losses import Loss, LossFn, get_loss
 OPTIMIZERS = ("adam", "lbfgs")
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.csv"
+#: The entries of every checkpoint :func:`fit` writes (``extra`` adds others).
+CHECKPOINT_ENTRIES = (
+    "model",
+    "optimizer",
+    "generator",
+    "step",
+    "seconds",
+    "history",
+    "settings",
+    "config",
+)
 #: The columns of ``log.csv``, in order (a history row's other keys follow them).
 LOG_COLUMNS = ("step", "batch_loss", "train_loss", "test_loss", "seconds")
 
@@ -143,6 +154,8 @@ def fit(
     monitor: Monitor | None = None,
     quiet: bool = True,
     config: dict[str, Any] | None = None,
+    save_initial: bool = False,
+    extra: Mapping[str, Any] | None = None,
 ) -> FitResult:
     r"""Train ``model`` on ``dataset`` by minimising ``loss``.
 
@@ -190,6 +203,11 @@ def fit(
             whole splits). With a monitor the final losses are the last row's.
         quiet: no progress bar when ``True``.
         config: extra JSON-able settings stored in the checkpoint (model description etc.).
+        save_initial: also write the checkpoint before the first step (replacing one there,
+            unless resuming from it), so that a run killed before its first periodic
+            checkpoint resumes from its start; a multi-stage schedule needs this.
+        extra: more entries of the checkpoint (tensors, numbers, strings, lists and dicts of
+            them, as ``torch.load(weights_only=True)`` reads), e.g. a schedule's position.
 
     Returns:
         :class:`FitResult`.
@@ -231,6 +249,9 @@ def fit(
     if optimizer == "lbfgs" and not full_batch:
         raise HnnkitValueError("optimizer='lbfgs' needs full-batch training; set batch_size=None")
     checkpoint_every = checkpoint_every or log_every
+    clash = sorted(set(extra or ()) & set(CHECKPOINT_ENTRIES))
+    if clash:
+        raise HnnkitValueError(f"extra checkpoint entries {clash} would replace fit's own")
 
     settings: dict[str, Any] = {
         "optimizer": optimizer,
@@ -261,15 +282,17 @@ def fit(
         ckpt_path = run_path / CHECKPOINT
     if run_path is not None:
         run_path.mkdir(parents=True, exist_ok=True)
+    resumed = False
     if ckpt_path is not None:
         if resume and ckpt_path.exists():
+            resumed = True
             state = resume_checkpoint(ckpt_path, settings)
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
             gen.set_state(state["generator"])
             start, history = state["step"], list(state["history"])
             elapsed = float(state.get("seconds", 0.0))
-        elif not resume:
+        elif not resume and not save_initial:
             ckpt_path.unlink(missing_ok=True)
 
     def train_loss_fn(batch: Batch) -> Tensor:
@@ -304,6 +327,7 @@ def fit(
             "history": history,
             "settings": settings,
             "config": config or {},
+            **(extra or {}),
         }
         atomic_write(ckpt_path, lambda p: torch.save(state, p))
         if run_path is not None:
@@ -323,6 +347,8 @@ def fit(
             disable=None,
         )
     t0 = time.perf_counter()
+    if save_initial and not resumed:
+        save(start)
     model.train()
     for step in range(start + 1, steps + 1):
         if full_batch:
@@ -384,6 +410,20 @@ def fit(
     if run_path is not None and steps == start:
         write_log(run_path / LOG, history)
     return result
+
+
+def update_checkpoint(path: str | os.PathLike, **entries: Any) -> dict[str, Any]:
+    """Replace or add ``entries`` of the checkpoint at ``path`` (atomically); returns the new state.
+
+    For what a run learns after its last :func:`fit` step (a pruned model's weights, the
+    full history of a multi-stage schedule, what symbolic extraction reads).
+
+    Raises:
+        DataFileError: as :func:`load_checkpoint`.
+    """
+    state = {**load_checkpoint(path), **entries}
+    atomic_write(Path(path), lambda p: torch.save(state, p))
+    return state
 
 
 def resume_checkpoint(path: str | os.PathLike, settings: dict[str, Any]) -> dict[str, Any]:
