@@ -97,14 +97,17 @@ def _symplecticity(ns: dict) -> None:
     assert symplecticity_error(flow_map(baseline.vector_field, 0.1), x0).max() > 1e-6
 
 
-PLUGIN = Path(__file__).resolve().parent / "plugins" / "quadratic_energy.py"
+PLUGINS = Path(__file__).resolve().parent / "plugins"
 
 
-def _add_a_model(block: str) -> None:
-    """The "Add a model" file is the plugin that tests/test_plugins.py trains and evaluates."""
-    text = PLUGIN.read_text()
-    code = text[text.index('"""', 3) + 4 :].lstrip("\n")
-    assert block.split("\n", 1)[1] == code
+def _same_as_plugin(name: str) -> Callable[[str], None]:
+    def check(block: str) -> None:
+        """The block is the plugin file (less its docstring) that the tests run."""
+        text = (PLUGINS / name).read_text()
+        code = text[text.index('"""', 3) + 4 :].lstrip("\n")
+        assert block.split("\n", 1)[1] == code
+
+    return check
 
 
 def _own_loss(ns: dict) -> None:
@@ -125,7 +128,10 @@ def _own_loss(ns: dict) -> None:
 
 
 #: Blocks that are checked without being run (see the function's docstring).
-NOT_RUN: dict[str, Callable[[str], None]] = {"# my_models.py": _add_a_model}
+NOT_RUN: dict[str, Callable[[str], None]] = {
+    "# my_models.py": _same_as_plugin("quadratic_energy.py"),  # tests/test_plugins.py
+    "# my_task.py": _same_as_plugin("quadratic_spring.py"),  # tests/test_tasks.py
+}
 
 #: A line unique to each README block → what must hold after it ran.
 CHECKS: dict[str, Callable[[dict], None]] = {
