@@ -9,6 +9,7 @@ import sympy
 import torch
 
 from hnnkit.cli import main
+from hnnkit.train import load_checkpoint
 
 # 20 trajectories of the noise-free spring (H = q² + p²) and 12 L-BFGS steps: the KAN is far
 # from converged (loss 4e-4), but its edges are clean parabolas and the formula comes out exact.
@@ -42,15 +43,24 @@ def kan_run(tmp_path_factory):
 
 
 def test_train_kan_writes_a_complete_run(kan_run):
-    for name in (
-        "config.json",
-        "checkpoint.pt",
-        "log.csv",
-        "metrics.json",
-        "loss.png",
-        "kan_run.pt",
-    ):
+    for name in ("config.json", "checkpoint.pt", "log.csv", "metrics.json", "loss.png"):
         assert (kan_run / name).is_file(), name
+    assert not (kan_run / "kan_run.pt").exists()  # the checkpoint holds what extraction reads
+    state = load_checkpoint(kan_run / "checkpoint.pt")  # weights_only=True
+    assert {"model", "optimizer", "generator", "step", "history", "settings", "config"} <= set(
+        state
+    )
+    assert state["step"] == 12 and [h["step"] for h in state["history"]] == [3, 7, 11, 12]
+    assert state["config"] == {
+        k: v
+        for k, v in json.loads((kan_run / "config.json").read_text()).items()
+        if k not in ("dataset", "provenance")
+    }
+    assert state["optimizer"]["state"]  # the last stage's L-BFGS state
+    assert state["kan"] == json.loads((kan_run / "metrics.json").read_text())["kan"]
+    assert state["symbolic"]["kan"]["widths"] == [2, 1, 2] and "state_dict" not in state["symbolic"]
+    # the pruned weights: the unused output's edge is masked in the checkpoint
+    assert state["model"]["energy_net.act_fun.1.mask"][0, 0] == 0
     cfg = json.loads((kan_run / "config.json").read_text())
     assert cfg["optimizer"] == "lbfgs" and cfg["weight_decay"] == 0.0  # the kan defaults
     assert cfg["kan"]["widths"] == [2, 1, 2] and cfg["kan"]["output_index"] == 1
@@ -94,8 +104,76 @@ def test_restarts_keep_the_best_candidate(tmp_path):
     info = json.loads((run / "metrics.json").read_text())["kan"]
     objectives = info["restart_objectives"]
     assert len(objectives) == 2 and info["restart_chosen"] == objectives.index(min(objectives))
-    state = torch.load(run / "kan_run.pt", weights_only=True)
+    state = load_checkpoint(run / "checkpoint.pt")["symbolic"]
     assert state["kan"]["widths"] == [2, 1] and state["output_index"] == 0
+    assert main(["symbolic", str(run)]) == 0  # the chosen candidate's weights are the ones read
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_a_killed_kan_run_resumes_to_the_uninterrupted_one(kan_run, tmp_path, monkeypatch):
+    import hnnkit.train.schedules as schedules
+
+    monkeypatch.setenv("HNNKIT_CACHE", str(kan_run.parent / "cache"))
+    argv = [*TRAIN, "--l1", "5e-5", "--prune", "--out", str(tmp_path / "run")]
+    run = shutil.copytree(kan_run, tmp_path / "run")
+    (run / "checkpoint.pt").unlink()  # config.json alone: --resume trains it in place
+    fit, steps = schedules.fit, [0]
+
+    def killed_fit(*args, **kwargs):
+        def kill(step, loss):
+            steps[0] += 1
+            if steps[0] == 9:  # inside the stage after the grid update
+                raise _Killed
+
+        return fit(*args, **{**kwargs, "callbacks": [kill]})
+
+    monkeypatch.setattr(schedules, "fit", killed_fit)
+    with pytest.raises(_Killed):
+        main([*argv, "--resume"])
+    assert load_checkpoint(run / "checkpoint.pt")["schedule"]["part"] == ["stage", 1, 0]
+    monkeypatch.setattr(schedules, "fit", fit)
+    assert main([*argv, "--resume"]) == 0
+    done, reference = (load_checkpoint(r / "checkpoint.pt") for r in (run, kan_run))
+    assert done["model"].keys() == reference["model"].keys()
+    assert all(torch.equal(done["model"][k], reference["model"][k]) for k in done["model"])
+    assert done["history"] == [
+        {**h, "seconds": d["seconds"]}
+        for h, d in zip(reference["history"], done["history"], strict=True)
+    ]
+    assert done["kan"] == reference["kan"]
+    # a finished run resumed trains no further and keeps its files
+    assert main([*argv, "--resume"]) == 0
+    again = load_checkpoint(run / "checkpoint.pt")
+    assert all(torch.equal(again["model"][k], done["model"][k]) for k in done["model"])
+
+
+def test_an_old_kan_run_with_kan_run_pt_still_reads(kan_run, tmp_path, capsys):
+    from hnnkit.cli import model_from_config
+    from hnnkit.symbolic import save_kan_run
+
+    old = shutil.copytree(kan_run, tmp_path / "old")
+    new = load_checkpoint(old / "checkpoint.pt")
+    entry = new["symbolic"]
+    # the checkpoint that train --model kan wrote before: no optimizer, generator or schedule
+    state = {k: new[k] for k in ("model", "step", "history", "settings", "config")}
+    model = model_from_config(state["config"], 2)
+    model.load_state_dict(state["model"])
+    torch.save(state, old / "checkpoint.pt")
+    data = tuple(entry["data"][k] for k in ("x", "dx", "x_test", "dx_test"))
+    save_kan_run(old / "kan_run.pt", model, data)
+    found = {}
+    for name, run in (("new", kan_run), ("old", old)):
+        out_json = tmp_path / f"{name}.json"
+        assert main(["symbolic", str(run), "--json", str(out_json)]) == 0
+        found[name] = _terms(json.loads(out_json.read_text())["coefficients"])
+    assert set(found["new"]) == set(found["old"]) == {Q**2, P**2}
+    assert all(found["new"][t] == found["old"][t] for t in found["new"])
+    capsys.readouterr()
+    assert main([*TRAIN, "--l1", "5e-5", "--prune", "--out", str(old), "--resume"]) == 2
+    assert "holds no training schedule); pass --force" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -109,7 +187,6 @@ def test_restarts_keep_the_best_candidate(tmp_path):
         (["--model", "kan", "--kan-widths", "2"], "at least two positive sizes"),
         (["--model", "kan", "--l1", "-1"], "--l1 must be >= 0"),
         (["--model", "kan", "--grid", "0"], "--grid must be >= 1"),
-        (["--model", "kan", "--resume"], "--resume is not supported with --model kan"),
         (["--model", "hnn", "--dissipative"], "--dissipative: only for --model kan"),
         (["--model", "kan", "--dissipative", "--kan-widths", "2,1,2"], "one output (H and D"),
         (["--model", "kan", "--dissipative", "--l1", "1e-4"], "--l1: not supported with --diss"),
@@ -129,7 +206,7 @@ def test_symbolic_errors_are_clear(kan_run, tmp_path, capsys):
         return capsys.readouterr().err
 
     assert "does not exist; train one with `hnnkit train" in error(tmp_path / "missing")
-    assert "holds no kan_run.pt" in error(tmp_path)
+    assert "holds no KAN run (checkpoint.pt or kan_run.pt)" in error(tmp_path)
     hnn = tmp_path / "hnn"
     hnn.mkdir()
     (hnn / "config.json").write_text(json.dumps({"model": "hnn", "system": "pendulum"}))
@@ -138,12 +215,19 @@ def test_symbolic_errors_are_clear(kan_run, tmp_path, capsys):
     bad.mkdir()
     (bad / "kan_run.pt").write_bytes(b"truncated")
     assert "is corrupted" in error(bad)
-    torch.save({"model": {}}, bad / "kan_run.pt")  # a readable file that is not a KAN run
+    torch.save({"weights": {}}, bad / "kan_run.pt")  # a readable file that is not a KAN run
     assert "is not a KAN run file" in error(bad)
     # a kan-spring output directory holds one run per model: name them
     (tmp_path / "kan-hnn").mkdir()
-    (tmp_path / "kan-hnn" / "kan_run.pt").write_bytes((kan_run / "kan_run.pt").read_bytes())
+    (tmp_path / "kan-hnn" / "kan_run.pt").write_bytes(b"")
     assert "these subdirectories do" in error(tmp_path) and "kan-hnn" in error(tmp_path)
+    # a checkpoint without the KAN run entry (a kan run trained before checkpoints held it)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    state = load_checkpoint(kan_run / "checkpoint.pt")
+    del state["symbolic"]
+    torch.save(state, plain / "checkpoint.pt")
+    assert "a checkpoint without a KAN run entry" in error(plain)
 
 
 @pytest.fixture(scope="module")

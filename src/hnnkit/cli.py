@@ -606,11 +606,6 @@ def _resolve_train_args(args: argparse.Namespace) -> None:
             f"--kan-widths needs at least two positive sizes (inputs,...,outputs), e.g. 2,1,2; "
             f"got {','.join(map(str, args.kan_widths))}"
         )
-    if args.resume:
-        raise HnnkitValueError(
-            "--resume is not supported with --model kan (restarts and grid updates run in "
-            "stages); rerun without --resume"
-        )
     if args.steps < 1:
         raise HnnkitValueError(f"--steps must be >= 1 for --model kan, got {args.steps}")
 
@@ -743,22 +738,50 @@ def model_from_config(cfg: dict[str, Any], dim: int):
 
 def _dissipation_rate(model, data) -> dict[str, float]:
     """The dhnn's learned friction rate over the held-out states (mean ± standard error)."""
-    from .experiments.reproduce import _dissipation
+    from .experiments.run import dissipation
 
-    return _dissipation(model, data, None)["rate"]
+    return dissipation(model, data, None)["rate"]
 
 
 def _train_kan(args: argparse.Namespace, cfg: dict[str, Any], data, device, out: Path):
-    """``hnnkit train --model kan``: restarts, grid schedule, optional pruning; writes the run files."""
+    """``hnnkit train --model kan``: restarts, grid schedule, optional pruning, in ``out``.
+
+    The run's files are every model's: ``checkpoint.pt`` (written by :func:`hnnkit.train.fit`
+    at each stage of the schedule, so ``--resume`` continues a killed run at step
+    granularity; at the end it also holds the pruned weights, the whole history, the
+    ``kan`` summary and the :data:`hnnkit.symbolic.RUN_ENTRY` that ``hnnkit symbolic``
+    reads) and ``log.csv``. A finished run resumed trains no further.
+    """
     import torch
 
-    from .experiments.kan_spring import restart_seed, train_with_restarts
-    from .files import atomic_write
     from .models import build_model
     from .models.kan import kan_regularizer
-    from .symbolic import save_kan_run
-    from .train import CHECKPOINT, LOG, FitResult, write_log
+    from .symbolic import RUN_ENTRY, kan_run_entry
+    from .train import (
+        CHECKPOINT,
+        LOG,
+        SCHEDULE,
+        FitResult,
+        load_checkpoint,
+        restart_seed,
+        train_with_restarts,
+        update_checkpoint,
+        write_log,
+    )
 
+    ckpt = out / CHECKPOINT
+    if args.resume and ckpt.is_file():
+        state = load_checkpoint(ckpt)
+        if "kan" in state and RUN_ENTRY in state:  # finished: nothing left to train
+            model = model_from_config(cfg, data.dim)
+            model.load_state_dict(state["model"])
+            write_log(out / LOG, state["history"])
+            return FitResult(model=model, history=state["history"]), dict(state["kan"])
+        if SCHEDULE not in state:
+            raise HnnkitValueError(
+                f"cannot resume {out}: its checkpoint was written before --model kan runs could "
+                "resume (it holds no training schedule); pass --force to retrain it"
+            )
     x_train = data.split("train")[0].to(device, torch.float64)
     reg = kan_regularizer(x_train, args.l1) if args.l1 > 0 else None
 
@@ -790,7 +813,10 @@ def _train_kan(args: argparse.Namespace, cfg: dict[str, Any], data, device, out:
             "batch_size": args.batch_size,
             "weight_decay": args.weight_decay,
             "seed": args.seed,
+            "config": cfg,
         },
+        checkpoint=ckpt,
+        resume=args.resume,
     )
     model = model.cpu()
     extra: dict[str, Any] = {
@@ -802,16 +828,16 @@ def _train_kan(args: argparse.Namespace, cfg: dict[str, Any], data, device, out:
         pr = model.energy_net.prune(x_train.cpu())
         extra["pruned_edges"] = [list(e) for e in pr.edges]
         extra["pruned_nodes"] = [list(n) for n in pr.nodes]
-    state = {
-        "model": model.state_dict(),
-        "step": log["steps"],
-        "history": log["history"],
-        "settings": {k: cfg[k] for k in ("optimizer", "lr", "steps", "weight_decay", "seed")},
-        "config": cfg,
-    }
-    atomic_write(out / CHECKPOINT, lambda p: torch.save(state, p))
+    update_checkpoint(
+        ckpt,
+        model=model.state_dict(),
+        step=log["steps"],
+        history=log["history"],
+        seconds=log["seconds"],
+        kan=extra,
+        **{RUN_ENTRY: kan_run_entry(model, data, weights=False)},
+    )
     write_log(out / LOG, log["history"])
-    save_kan_run(out / "kan_run.pt", model, data)
     if not args.quiet:
         if args.restarts > 1:
             objectives = ", ".join(f"{v:.3e}" for v in log["restart_objectives"])
@@ -1037,7 +1063,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"learned dissipation rate {metrics['dissipation_rate']['mean']:.4g}")
         files = "config.json, checkpoint.pt, log.csv, metrics.json, loss.png"
         if args.model == "kan":
-            files += f", kan_run.pt; `hnnkit symbolic {out}` prints its formula"
+            files += f"; `hnnkit symbolic {out}` prints its formula"
         print(f"wrote {out}/{files}")
     return 0
 
@@ -1165,19 +1191,17 @@ def _evaluate_run(run: Path, cfg: dict[str, Any], state: dict[str, Any], span) -
     return 0
 
 
-RUN_FILE = "kan_run.pt"
-
-
 def _kan_run_file(run: Path) -> Path:
-    """The ``kan_run.pt`` of ``run`` (a run directory or the file itself), or a helpful error."""
+    """What ``hnnkit symbolic`` reads: a KAN run directory (its ``checkpoint.pt``, or an older
+    run's ``kan_run.pt``) or a file, or a helpful error."""
+    from .symbolic import RUN_FILE
+    from .train import CHECKPOINT
+
     train_hint = f"train one with `hnnkit train --system spring --model kan --out {run}`"
     if run.is_file():
         return run
     if not run.is_dir():
         raise DataFileError(f"{run} does not exist; {train_hint}")
-    path = run / RUN_FILE
-    if path.is_file():
-        return path
     cfg_path = run / "config.json"
     if cfg_path.is_file():
         cfg = _read_run_config(cfg_path, required=())
@@ -1187,13 +1211,15 @@ def _kan_run_file(run: Path) -> Path:
                 f"{run} is a --model {model} run; symbolic extraction needs a KAN energy: train "
                 f"one with `hnnkit train --system {system} --model kan --out {run}-kan`"
             )
-    nested = sorted(p.parent for p in run.glob(f"*/{RUN_FILE}"))
+    if (run / RUN_FILE).is_file() or (run / CHECKPOINT).is_file():
+        return run
+    nested = sorted({p.parent for name in (RUN_FILE, CHECKPOINT) for p in run.glob(f"*/{name}")})
     if nested:
         raise DataFileError(
-            f"{run} holds no {RUN_FILE}, but these subdirectories do: "
+            f"{run} holds no KAN run, but these subdirectories do: "
             f"{', '.join(str(p) for p in nested)}; pass one of them"
         )
-    raise DataFileError(f"{run} holds no {RUN_FILE} (a trained KAN); {train_hint}")
+    raise DataFileError(f"{run} holds no KAN run ({CHECKPOINT} or {RUN_FILE}); {train_hint}")
 
 
 def cmd_symbolic(args: argparse.Namespace) -> int:
@@ -1471,9 +1497,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     y.add_argument(
         "run_dir",
-        help="a directory holding kan_run.pt: `hnnkit train --model kan [--dissipative] --out "
-        "DIR` (a dissipative run prints H and D), or a kan-spring model directory such as "
-        "OUT/kan-hnn",
+        help="a run directory of `hnnkit train --model kan [--dissipative] --out DIR` (a "
+        "dissipative run prints H and D), or a kan-spring model directory such as OUT/kan-hnn "
+        "(holding kan_run.pt)",
     )
     y.add_argument(
         "--library",
