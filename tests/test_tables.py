@@ -68,17 +68,18 @@ def test_markdown_bolds_each_protocols_lowest_energy_per_task():
     rows = {
         line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| spring")
     }
-    assert rows["baseline"].startswith("| spring | baseline | ×1e3 | 3 | – | – | – |")
+    assert rows["baseline"].startswith("| spring | baseline | ×1e3 | 3 | Table 1 | – | – | – |")
     hnn, base = rows["hnn"].split(" | "), rows["baseline"].split(" | ")
-    assert hnn[9] == "**0.2 ± 0.02**" and base[9] == "212 ± 21"  # original protocol
-    assert hnn[12] == "900 ± 90 |" and base[12] == "**11.8 ± 1.2** |"  # corrected protocol
-    assert "| spring | hnn | ×1e3 | 3 | 37 ± 2 | 36 ± 2 | 0.38 ± 0.1 |" in rows["hnn"]
+    assert hnn[10] == "**0.2 ± 0.02**" and base[10] == "212 ± 21"  # original protocol
+    assert hnn[13] == "900 ± 90 |" and base[13] == "**11.8 ± 1.2** |"  # corrected protocol
+    assert "| spring | hnn | ×1e3 | 3 | Table 1 | 37 ± 2 | 36 ± 2 | 0.38 ± 0.1 |" in rows["hnn"]
     assert table.index("| spring | baseline |") < table.index("| spring | hnn |")
 
 
 def test_html_groups_the_protocols_and_spans_the_task():
     page = html_report(_results(), {})
-    assert '<th colspan="3" class="paper">paper (Table 1)</th>' in page
+    assert '<th colspan="3" class="paper">paper (source under the task)</th>' in page
+    assert "<small>×1e3 · Table 1</small>" in page
     assert '<th colspan="3" class="corrected">ours, corrected protocol</th>' in page
     assert page.count('rowspan="2" class="task">spring') == 1  # one cell for both models
     assert '<td class="corrected best">11.8<span class="pm"> ± 1.2</span></td>' in page
@@ -114,6 +115,7 @@ def test_long_horizon_marks_the_drift_closest_to_the_truth_and_skips_ties():
     assert header == [
         "task",
         "model",
+        "scale",
         "rollout MSE",
         "valid time",
         "energy drift",
@@ -121,10 +123,12 @@ def test_long_horizon_marks_the_drift_closest_to_the_truth_and_skips_ties():
     ]
     where = {(r[0], r[1]): n for n, r in enumerate(rows)}
     assert ("kan", "kan-hnn") not in where and ("damped", "truth") in where
-    assert (where["damped", "dhnn"], 4) in best and (where["damped", "hnn"], 4) not in best
-    assert not any(col == 3 for _, col in best)  # equal valid times: nobody is marked
-    assert (where["orbit", "baseline"], 2) in best and (where["orbit", "hnn"], 5) in best
-    assert "| orbit | truth | – | – | – | 1e-12 ± 0 |" in long_horizon_markdown(results)
+    assert (where["damped", "dhnn"], 5) in best and (where["damped", "hnn"], 5) not in best
+    assert not any(col == 4 for _, col in best)  # equal valid times: nobody is marked
+    assert (where["orbit", "baseline"], 3) in best and (where["orbit", "hnn"], 6) in best
+    assert "| orbit | truth | ×1e3 | – | – | – | 1e-12 ± 0 |" in long_horizon_markdown(results)
+    results["tasks"]["orbit"]["n_seeds"] = 1  # one seed: no error bar, not "± 0"
+    assert "| orbit | truth | ×1e3 | – | – | – | 1e-12 (n = 1) |" in long_horizon_markdown(results)
 
 
 def test_skipped_tasks_come_first_with_their_fix():
@@ -153,5 +157,5 @@ def test_skipped_tasks_come_first_with_their_fix():
         "(skipped: its measured data were not found (no file))",
     ]
     del results["tasks"]["two-body"], results["tasks"]["real-pendulum"]
-    assert markdown_table(results).startswith("| task |") and skipped_lines(results) == []
+    assert markdown_table(results).startswith("**Summary.**") and skipped_lines(results) == []
     assert '<div class="skipped">' not in html_report(results, {})

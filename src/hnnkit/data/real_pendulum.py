@@ -106,7 +106,8 @@ def load_raw(path: str | os.PathLike | None = None, *, download: bool = True) ->
         if raw is None:
             if not download:
                 raise DataFileError(
-                    f"real-pendulum data not found; set HNNKIT_DATA to a folder holding {MEMBER} or pass path=..."
+                    f"real-pendulum data not found; set HNNKIT_DATA to a folder holding {MEMBER} "
+                    "or invar_datasets.zip (from Python: real_pendulum(path=FILE) also works)"
                 )
             raw = _download()
             atomic_write(cached, lambda p: p.write_bytes(raw))
@@ -127,8 +128,8 @@ def _download() -> bytes:
     raise DataFileError(
         "could not download the real-pendulum data ("
         + "; ".join(errors)
-        + "). Download invar_datasets.zip "
-        "by hand and set HNNKIT_DATA to its folder, or pass path=..."
+        + f"). Download invar_datasets.zip by hand (or take {MEMBER} out of it) and set "
+        "HNNKIT_DATA to the folder holding it (from Python: real_pendulum(path=FILE) also works)"
     )
 
 

@@ -4,6 +4,9 @@ tasks' (:func:`run_seeds`: reuse finished seeds, publish seed 0's figures)."""
 from __future__ import annotations
 
 import json
+import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,6 +71,80 @@ def run_seeds(
     return runs
 
 
+#: Seconds between two progress lines in a log file (see :class:`Progress`).
+PROGRESS_SECONDS = 10.0
+
+
+def log_mode() -> bool:
+    """Whether stdout is not a terminal (a log file or a pipe): progress goes out as lines
+    (:class:`Progress`) instead of progress bars."""
+    try:
+        return not sys.stdout.isatty()
+    except (AttributeError, ValueError):  # replaced or closed stdout
+        return True
+
+
+def _last_step(log: Path | None) -> int | None:
+    """The last step recorded in a run's ``log.csv`` (written at each checkpoint)."""
+    if log is None:
+        return None
+    try:
+        last = log.read_text(encoding="utf-8").strip().rsplit("\n", 1)[-1]
+        return int(last.split(",", 1)[0])
+    except (OSError, ValueError):
+        return None
+
+
+class Progress:
+    """Progress lines while a long step runs, for a log file: ``label (12 s)`` every
+    :data:`PROGRESS_SECONDS`, and ``label: step N/M (12 s)`` as soon as the step that the run's
+    ``log`` (``log.csv``, written at each checkpoint, every tenth of the steps) records reaches
+    another tenth of ``total``. Silent unless ``enabled``; ``announce``: also print ``label``
+    on entry. A context manager."""
+
+    def __init__(
+        self,
+        echo: Callable[[str], None],
+        label: str,
+        *,
+        enabled: bool,
+        log: Path | None = None,
+        total: int | None = None,
+        every: float = PROGRESS_SECONDS,
+        announce: bool = True,
+    ) -> None:
+        self.echo, self.label, self.enabled, self.announce = echo, label, enabled, announce
+        self.log, self.total, self.every = log, total, every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Progress:
+        if self.enabled:
+            if self.announce:
+                self.echo(self.label)
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        t0 = last = time.perf_counter()
+        tenth = 0
+        while not self._stop.wait(min(1.0, self.every)):
+            now = time.perf_counter()
+            step = _last_step(self.log)
+            reached = 0 if step is None or not self.total else 10 * step // self.total
+            if reached > tenth or now - last >= self.every:
+                tenth = max(tenth, reached)
+                where = "" if step is None or not self.total else f": step {step}/{self.total}"
+                self.echo(f"{self.label}{where} ({now - t0:.0f} s)")
+                last = now
+
+
 #: The one line that makes the measured recording available.
 MEASURED_DATA_FIX = (
     f"set HNNKIT_DATA=DIR (a folder holding {MEMBER} or invar_datasets.zip) or connect to the "
@@ -129,15 +206,24 @@ def run_seed(
             raise MeasuredDataMissing(str(exc)) from exc
         raise
     system = get_system(task.system) if task.system else None
+    lines = log_mode()  # a log file: progress lines (unless quiet), no progress bars
+    bars_quiet = quiet or lines
+
+    def stage(label: str, **log: Any) -> Progress:
+        return Progress(
+            echo, f"[{task.name}] seed{seed}: {label}", enabled=lines and not quiet, **log
+        )
+
     models, histories, seconds = {}, {}, {}
     for kind in task.models:
         exp = task.experiment(kind, seed)
         every = max(1, exp.train.steps // 10)  # resumable; each save costs an fsync
 
         def train(exp: Experiment = exp, kind: str = kind, every: int = every) -> Any:
-            return train_model(
-                exp, data, seed_dir / kind, device, quiet=quiet, checkpoint_every=every
-            )
+            with stage(f"training {kind}", log=seed_dir / kind / "log.csv", total=exp.train.steps):
+                return train_model(
+                    exp, data, seed_dir / kind, device, quiet=bars_quiet, checkpoint_every=every
+                )
 
         try:
             res = train()
@@ -154,8 +240,12 @@ def run_seed(
         models[kind], histories[kind], seconds[kind] = res.model.cpu(), res.history, res.seconds
     noise = float(task.data.noise_std or 0.0)
     energy = task.energy
-    orig, _ = evaluate_original(system, models, data, task.original, seed=seed, noise_std=noise)
-    corr, rollouts = evaluate_corrected(system, models, data, t_span=task.eval_span, energy=energy)
+    with stage("evaluating (original protocol)"):
+        orig, _ = evaluate_original(system, models, data, task.original, seed=seed, noise_std=noise)
+    with stage("evaluating (corrected protocol)"):
+        corr, rollouts = evaluate_corrected(
+            system, models, data, t_span=task.eval_span, energy=energy
+        )
     metrics: dict[str, Any] = {"seed": seed, "models": {}, "truth": corr["truth"]}
     if profile is not None:  # lets a lost results.json be rebuilt from this file
         metrics["profile"] = profile
@@ -182,11 +272,15 @@ def run_seed(
             },
         }
     if seed == 0 or not (out / task.name / "figures").exists():
-        _seed_figures(task, data, out / task.name / "figures", rollouts, energy_rollouts, histories)
+        with stage("drawing the figures"):
+            _seed_figures(
+                task, data, out / task.name / "figures", rollouts, energy_rollouts, histories
+            )
     if task.divergence:
         # the review's point: the HNN conserves its own energy, yet its trajectory diverges
         x0 = data.test_initial_states[0]
-        div = divergence_rollouts(system, models, x0, torch.linspace(0.0, 10.0, 500))
+        with stage("divergence rollouts"):
+            div = divergence_rollouts(system, models, x0, torch.linspace(0.0, 10.0, 500))
         metrics["divergence"] = {
             k: div[k]
             for k in ("divergence_time", "energy_drift", "learned_energy_drift", "threshold")
@@ -212,6 +306,7 @@ def _seed_figures(
     histories: dict[str, Any],
 ) -> None:
     """Seed 0's figures of a task: energy (with a dhnn), rollouts, losses."""
+    unit = "s" if task.system is None else None  # a recording's clock; else the system's units
     if "dhnn" in task.models:
         test_t = data.t[0, data.test_mask[0]] - data.t[0, 0]
         energy_curves(
@@ -219,13 +314,15 @@ def _seed_figures(
             figs / "energy",
             title=f"{task.name}: energy along rollouts"
             + (" over the whole recording" if task.system is None else " (first test state)"),
-            ylabel="2.4(1 − cos q) + p²" if task.system is None else "true H",
+            ylabel="energy H = 2.4(1 − cos q) + p²" if task.system is None else "energy H",
             shade=(float(test_t[0]), float(test_t[-1])) if task.system is None else None,
+            time_unit=unit,
         )
     rollout_panels(
         rollouts,
         figs / "rollouts",
         title=f"{task.name}: rollouts far past the training window",
         orbit=task.orbit_plot,
+        time_unit=unit,
     )
     loss_curves(histories, figs / "loss", title=f"{task.name}: loss vs step")
