@@ -6,8 +6,16 @@ import pytest
 
 from hnnkit.errors import DataFileError, HnnkitValueError
 from hnnkit.experiments.run import run_experiment
-from hnnkit.experiments.spec import DataSpec, EvalSpec, Experiment, ModelSpec, TrainSpec
+from hnnkit.experiments.spec import (
+    DataSpec,
+    EvalSpec,
+    Experiment,
+    ModelSpec,
+    TrainSpec,
+    resolve_train,
+)
 from hnnkit.experiments.tasks import TASKS
+from hnnkit.models import train_defaults
 
 SPEC = {
     "name": "spring-hnn",
@@ -106,13 +114,18 @@ def test_a_missing_table_and_a_broken_file_are_named(tmp_path):
 
 
 def test_defaults_and_the_loss():
-    assert TrainSpec().to_dict() == {
-        "optimizer": "adam",
-        "lr": 1e-3,
-        "steps": 2000,
-        "weight_decay": 1e-4,
-        "loss": "derivative",
-    }
+    # optimizer, steps and weight_decay: the model's registered defaults, filled in by one function
+    assert TrainSpec().to_dict() == {"lr": 1e-3, "loss": "derivative"}
+    for model in ("hnn", "dhnn", "kan"):
+        assert TrainSpec().for_model(model).to_dict() == {
+            "lr": 1e-3,
+            "loss": "derivative",
+            **train_defaults(model),
+        }
+    assert TrainSpec(steps=7).for_model("kan").steps == 7  # a setting given stays
+    exp = resolve_train(Experiment(DataSpec(system="spring"), ModelSpec("dhnn")))
+    assert exp.train.weight_decay == train_defaults("dhnn")["weight_decay"]
+    assert resolve_train(exp) is exp
     assert TrainSpec(loss="through-step").through_step and not TrainSpec().through_step
     assert EvalSpec().protocol == "corrected"
     assert DataSpec(system="spring").generate_kwargs() == {}  # every setting: the system's
@@ -154,7 +167,12 @@ def test_run_writes_a_run_directory_and_reuses_it(tmp_path, monkeypatch):
     assert {"config.json", "checkpoint.pt", "metrics.json", "log.csv", "experiment.toml"} <= names
     assert {"loss.png", "rollouts.png"} <= names
     cfg = json.loads((run_dir / "config.json").read_text())
-    assert cfg["config_hash"] == exp.config_hash() == metrics["config_hash"]
+    # the run records the experiment with the model's training defaults filled in
+    assert exp.train.optimizer is None and resolve_train(exp).train.optimizer == "adam"
+    exp = resolve_train(exp)
+    assert (
+        cfg["config_hash"] == exp.config_hash() == metrics["config_hash"] == "6b94858199e3"
+    )  # as before the defaults moved
     assert cfg["model"] == "hnn" and cfg["hidden"] == [32, 32] and cfg["steps"] == 30
     assert Experiment.from_toml(run_dir / "experiment.toml") == exp
     # the same model, data and seed as the smoke spring task's hnn (tests/test_golden.py)

@@ -17,7 +17,8 @@ from typing import Any
 import torch
 
 from .. import models
-from ..data import Dataset, generate, real_pendulum
+from .. import train as training  # training.fit: looked up at each call
+from ..data import Dataset, generate, load_trajectories, real_pendulum
 from ..errors import HnnkitValueError
 from ..evaluate import OriginalProtocol, evaluate_corrected, evaluate_original, loss_metrics
 from ..files import (
@@ -28,12 +29,24 @@ from ..files import (
     remove_stale_temporaries,
 )
 from ..metrics import mean_sem
-from ..models import DissipativeHNN
+from ..models import DissipativeHNN, kan_regularizer
 from ..report import loss_curves, provenance, rollout_panels
 from ..report.results import read_json
-from ..systems import get_system
-from ..train import FitResult, fit, get_loss
-from .spec import MEASURED, DataSpec, Experiment, ModelSpec, TrainSpec
+from ..symbolic import RUN_ENTRY, kan_run_entry
+from ..systems import Custom, HamiltonianSystem, get_system
+from ..train import (
+    CHECKPOINT,
+    LOG,
+    SCHEDULE,
+    FitResult,
+    get_loss,
+    load_checkpoint,
+    restart_seed,
+    train_with_restarts,
+    update_checkpoint,
+    write_log,
+)
+from .spec import MEASURED, DataSpec, Experiment, ModelSpec, TrainSpec, resolve_train
 from .tasks import task_for_data
 
 #: The dissipative HNN's form: the paper's (Sosanya & Greydanus 2022).
@@ -41,19 +54,47 @@ DHNN_FORM = models.get_model("dhnn").options["form"]
 #: The rollout span of an evaluation that names none and whose system has no task.
 DEFAULT_EVAL_SPAN = (0.0, 20.0)
 SPEC_FILE = "experiment.toml"
+#: The system of a formula: ``DataSpec(system="custom", params={"hamiltonian": FORMULA,
+#: "dof": n, **constants})`` is :class:`hnnkit.systems.Custom` (``hnnkit train --system custom``).
+CUSTOM = "custom"
 
 
-def load_data(spec: DataSpec, seed: int) -> Dataset:
-    """The data ``spec`` describes (simulated with ``seed`` unless measured or a file).
+def system_of(spec: DataSpec) -> HamiltonianSystem | None:
+    """The true system of ``spec``: ``None`` for measured data (a recording or a file).
 
     Raises:
-        DataFileError: when a data file or the recording cannot be read.
+        UnknownNameError: if the system is not registered.
+        HnnkitValueError: on bad parameters, or a ``custom`` system without its formula.
+    """
+    if spec.measured:
+        return None
+    if spec.system == CUSTOM:
+        params = dict(spec.params)
+        formula, dof = params.pop("hamiltonian", None), params.pop("dof", 1)
+        if not isinstance(formula, str) or isinstance(dof, bool) or not isinstance(dof, int):
+            raise HnnkitValueError(
+                "data.system = 'custom' needs data.params.hamiltonian (a formula in q, p or "
+                "q1..qn, p1..pn) and an integer data.params.dof (default 1)"
+            )
+        return Custom(formula, dof, parameters=params)
+    return get_system(spec.system, **spec.params)  # type: ignore[arg-type]
+
+
+def load_data(spec: DataSpec, seed: int, *, sha256: str | None = None) -> Dataset:
+    """The data ``spec`` describes (simulated with ``seed`` unless measured or a file).
+
+    A file is a ``.csv`` or ``.npz`` of trajectories (:func:`hnnkit.data.load_trajectories`);
+    ``sha256``, if given, is the file's expected digest.
+
+    Raises:
+        DataFileError: when a data file or the recording cannot be read (or has changed).
     """
     if spec.file is not None:
-        return Dataset.load(spec.file)
+        return load_trajectories(spec.file, test_fraction=spec.test_fraction, sha256=sha256)
     if spec.system == MEASURED:
         return real_pendulum()
-    system: Any = get_system(spec.system, **spec.params) if spec.params else spec.system
+    custom = spec.params or spec.system == CUSTOM
+    system: Any = system_of(spec) if custom else spec.system
     return generate(system, seed=seed, cache=True, **spec.generate_kwargs())
 
 
@@ -118,12 +159,19 @@ def train_model(
     quiet: bool = True,
     checkpoint_every: int | None = None,
     config: dict[str, Any] | None = None,
+    log_every: int | None = None,
+    resume: bool = True,
 ) -> FitResult:
-    """Build ``exp``'s model and fit it to ``data`` in ``run_dir`` (resuming a checkpoint there)."""
+    """Build ``exp``'s model and fit it to ``data`` in ``run_dir`` (resuming a checkpoint there
+    unless ``resume`` is false). Training settings ``exp`` leaves ``None`` are the model's
+    registered defaults (:func:`~hnnkit.experiments.spec.resolve_train`); ``log_every``
+    defaults to a fortieth of the steps."""
+    exp = resolve_train(exp)
     check_loss(exp.train, data)
     tr = exp.train
+    assert tr.steps is not None and tr.optimizer is not None and tr.weight_decay is not None
     model = model_from_spec(exp.model, data.dim, exp.seed).to(device)
-    return fit(
+    return training.fit(
         model,
         data,
         loss=tr.loss,
@@ -133,10 +181,10 @@ def train_model(
         batch_size=tr.batch_size,
         weight_decay=tr.weight_decay,
         seed=exp.seed,
-        log_every=max(1, tr.steps // 40),
+        log_every=max(1, tr.steps // 40) if log_every is None else log_every,
         checkpoint_every=checkpoint_every,
         run_dir=run_dir,
-        resume=True,
+        resume=resume,
         quiet=quiet,
         config=config,
     )
@@ -163,6 +211,7 @@ def eval_span(exp: Experiment) -> tuple[float, float]:
 
 def run_config(exp: Experiment) -> dict[str, Any]:
     """``config.json`` of the run: the keys of ``hnnkit train``'s, the spec and its hash."""
+    exp = resolve_train(exp)
     d, tr = exp.data, exp.train
     cfg: dict[str, Any] = {
         "system": d.system if d.file is None else None,
@@ -206,7 +255,9 @@ def run_experiment(
 
     Raises:
         HnnkitValueError: when the directory holds another experiment or other files.
+        UnknownNameError: if the model is not registered.
     """
+    exp = resolve_train(exp)  # the hash and the files record the settings used
     run_dir = Path(out) / exp.run_name
     if Path(out).exists() and not Path(out).is_dir():
         raise HnnkitValueError(
@@ -273,7 +324,7 @@ def evaluate_model(
     """
     kind = exp.model.name
     task = task_for_data(exp.data)  # the protocol of the experiment's system, if a task has it
-    system = None if exp.data.measured else get_system(exp.data.system, **exp.data.params)
+    system = system_of(exp.data)
     wanted = exp.eval.metrics
     found: dict[str, Any] = dict(loss_metrics(model, data, through_step=exp.train.through_step))
     if exp.eval.protocol == "corrected":
@@ -315,3 +366,157 @@ def evaluate_model(
     if isinstance(model, DissipativeHNN):
         metrics["dissipation_rate"] = dissipation(model, data, system)["rate"]
     return metrics
+
+
+# --- the run directory of `hnnkit train` ------------------------------------------------------
+
+
+def kan_model(kan: dict[str, Any], dim: int, generator: torch.Generator | None = None, **extra):
+    """The untrained KAN-HNN of a run's ``kan`` settings (``widths``, ``grid``, ``dissipative``)."""
+    return models.build_model(
+        "kan",
+        dim,
+        generator=torch.Generator() if generator is None else generator,
+        widths=kan["widths"],
+        grid=kan["grid"],
+        dissipative=bool(kan.get("dissipative")),
+        **extra,
+    )
+
+
+def train_kan(
+    exp: Experiment,
+    kan: dict[str, Any],
+    data: Dataset,
+    device: torch.device,
+    out: Path,
+    *,
+    config: dict[str, Any],
+    resume: bool = False,
+    log_every: int = 100,
+    quiet: bool = True,
+) -> tuple[FitResult, dict[str, Any]]:
+    """Train ``exp``'s KAN-HNN with the ``kan`` schedule (restarts, grid, L1, pruning) in ``out``.
+
+    The run's files are every model's: ``checkpoint.pt`` (written by :func:`hnnkit.train.fit`
+    at each stage of the schedule, so ``resume`` continues a killed run at step granularity;
+    at the end it also holds the pruned weights, the whole history, the ``kan`` summary and
+    the :data:`hnnkit.symbolic.RUN_ENTRY` that ``hnnkit symbolic`` reads) and ``log.csv``. A
+    finished run resumed trains no further. Returns the result and the ``kan`` summary
+    (``steps``, ``restart_objectives``, ``restart_chosen``, and the pruned edges and nodes).
+    """
+    tr = resolve_train(exp).train
+    assert tr.steps is not None and tr.optimizer is not None and tr.weight_decay is not None
+    ckpt = out / CHECKPOINT
+    if resume and ckpt.is_file():
+        state = load_checkpoint(ckpt)
+        if "kan" in state and RUN_ENTRY in state:  # finished: nothing left to train
+            model = kan_model(kan, data.dim)
+            model.load_state_dict(state["model"])
+            write_log(out / LOG, state["history"])
+            return FitResult(model=model, history=state["history"]), dict(state["kan"])
+        if SCHEDULE not in state:
+            raise HnnkitValueError(
+                f"cannot resume {out}: its checkpoint was written before --model kan runs could "
+                "resume (it holds no training schedule); pass --force to retrain it"
+            )
+    x_train = data.split("train")[0].to(device, torch.float64)
+    reg = kan_regularizer(x_train, kan["l1"]) if kan["l1"] > 0 else None
+
+    def build(r: int):
+        gen = torch.Generator().manual_seed(restart_seed(exp.seed, r))
+        return kan_model(kan, data.dim, gen, x=x_train, device=device), reg
+
+    model, log = train_with_restarts(
+        build,
+        data,
+        steps=tr.steps,
+        restarts=kan["restarts"],
+        grids=(kan["grid"],),
+        log_every=log_every,
+        quiet=quiet,
+        fit_options={
+            "optimizer": tr.optimizer,
+            "lr": tr.lr,
+            "batch_size": tr.batch_size,
+            "weight_decay": tr.weight_decay,
+            "seed": exp.seed,
+            "config": config,
+        },
+        checkpoint=ckpt,
+        resume=resume,
+    )
+    model = model.cpu()
+    extra: dict[str, Any] = {
+        "steps": log["steps"],
+        "restart_objectives": log["restart_objectives"],
+        "restart_chosen": log.get("restart_chosen", 0),
+    }
+    if kan["prune"]:
+        pr = model.energy_net.prune(x_train.cpu())
+        extra["pruned_edges"] = [list(e) for e in pr.edges]
+        extra["pruned_nodes"] = [list(n) for n in pr.nodes]
+    update_checkpoint(
+        ckpt,
+        model=model.state_dict(),
+        step=log["steps"],
+        history=log["history"],
+        seconds=log["seconds"],
+        kan=extra,
+        **{RUN_ENTRY: kan_run_entry(model, data, weights=False)},
+    )
+    write_log(out / LOG, log["history"])
+    return FitResult(model=model, history=log["history"], seconds=log["seconds"]), extra
+
+
+def train_run(
+    exp: Experiment,
+    data: Dataset,
+    out: Path,
+    device: torch.device,
+    *,
+    config: dict[str, Any],
+    resume: bool = False,
+    log_every: int = 100,
+    quiet: bool = True,
+) -> tuple[FitResult, dict[str, Any]]:
+    """Train ``exp`` into the run directory ``out`` as ``hnnkit train`` does; returns the result
+    and the metrics.
+
+    Writes ``config.json`` (``config`` with the dataset's config and the provenance),
+    ``checkpoint.pt`` and ``log.csv`` (through :func:`train_model`, or :func:`train_kan` for a
+    ``kan`` model, whose schedule is ``config["kan"]``), ``metrics.json`` (the losses, the
+    training time, a ``dhnn``'s learned dissipation rate, a KAN's ``kan`` summary) and the
+    loss curve.
+    """
+    atomic_write_json(
+        out / "config.json", {**config, "dataset": data.config, "provenance": provenance()}
+    )
+    kind, extra = exp.model.name, {}
+    if kind == "kan":
+        res, extra = train_kan(
+            exp,
+            config["kan"],
+            data,
+            device,
+            out,
+            config=config,
+            resume=resume,
+            log_every=log_every,
+            quiet=quiet,
+        )
+    else:
+        res = train_model(
+            exp, data, out, device, quiet=quiet, config=config, log_every=log_every, resume=resume
+        )
+    through_step = resolve_train(exp).train.through_step
+    metrics: dict[str, Any] = dict(loss_metrics(res.model, data, through_step=through_step))
+    metrics["train_seconds"] = res.seconds
+    if kind == "dhnn":
+        metrics["dissipation_rate"] = dissipation(res.model, data, None)["rate"]
+    if extra:
+        metrics["kan"] = extra
+    atomic_write_json(out / "metrics.json", metrics)
+    title = f"{config.get('system')} {kind}: loss vs step"
+    loss_curves({kind: res.history}, out / "loss", title=title)
+    return res, metrics

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import DataFileError, HnnkitValueError
+from ..models import DEFAULT_KEYS, train_defaults
 from ..train import LOSSES
+from .checks import apply_checks, check_keys, integer, number, plain, span, string
 
 #: The system name of the measured pendulum recording (a data set, not a simulated system).
 MEASURED = "real-pendulum"
@@ -39,98 +40,10 @@ METRICS = (
 )
 #: Model keyword arguments a spec may set, with their checks.
 MODEL_KWARGS = ("hidden", "activation")
-
-
-# --- checks shared by the specs -------------------------------------------------------------
-
-
-def _where(spec: str, key: str) -> str:
-    return f"{spec}.{key}"
-
-
-def _check_keys(spec: str, data: Any, valid: tuple[str, ...]) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise HnnkitValueError(f"{spec} must be a table of settings, got {type(data).__name__}")
-    unknown = [k for k in data if k not in valid]
-    if unknown:
-        raise HnnkitValueError(
-            f"unknown key(s) {', '.join(map(repr, unknown))} in {spec}; valid keys: "
-            f"{', '.join(valid)}"
-        )
-    return data
-
-
-def _int(spec: str, key: str, value: Any, minimum: int, *, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise HnnkitValueError(
-            f"{_where(spec, key)} must be an integer, got {value!r} ({type(value).__name__})"
-        )
-    if value < minimum:
-        raise HnnkitValueError(f"{_where(spec, key)} must be >= {minimum}, got {value}")
-    return value
-
-
-def _float(
-    spec: str,
-    key: str,
-    value: Any,
-    *,
-    low: float = 0.0,
-    strict: bool = False,
-    high: float | None = None,
-    optional: bool = False,
-) -> float | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise HnnkitValueError(
-            f"{_where(spec, key)} must be a number, got {value!r} ({type(value).__name__})"
-        )
-    value = float(value)
-    ok = math.isfinite(value) and (value > low if strict else value >= low)
-    if ok and high is not None:
-        ok = value < high
-    if not ok:
-        bound = f"{'>' if strict else '>='} {low:g}" + (f" and < {high:g}" if high else "")
-        raise HnnkitValueError(f"{_where(spec, key)} must be a finite number {bound}, got {value}")
-    return value
-
-
-def _str(spec: str, key: str, value: Any, choices: tuple[str, ...] | None = None) -> str:
-    if not isinstance(value, str) or not value:
-        raise HnnkitValueError(f"{_where(spec, key)} must be a non-empty string, got {value!r}")
-    if choices is not None and value not in choices:
-        raise HnnkitValueError(
-            f"{_where(spec, key)} = {value!r} is not valid; choose one of: {', '.join(choices)}"
-        )
-    return value
-
-
-def _span(spec: str, key: str, value: Any, *, optional: bool = True) -> tuple[float, float] | None:
-    if value is None and optional:
-        return None
-    if not isinstance(value, list | tuple) or len(value) != 2:
-        raise HnnkitValueError(f"{_where(spec, key)} must be [start, end], got {value!r}")
-    start = _float(spec, key, value[0], low=-math.inf)
-    end = _float(spec, key, value[1], low=-math.inf)
-    if not end > start:  # type: ignore[operator]
-        raise HnnkitValueError(f"{_where(spec, key)} needs end > start, got {list(value)}")
-    return (start, end)  # type: ignore[return-value]
-
-
-def _plain(spec: str, key: str, value: Any) -> Any:
-    """A TOML/JSON scalar or list of scalars (the values a system or model parameter takes)."""
-    if isinstance(value, list | tuple):
-        return tuple(_plain(spec, key, v) for v in value)
-    if isinstance(value, bool | int | str) or value is None:
-        return value
-    if isinstance(value, float) and math.isfinite(value):
-        return value
-    raise HnnkitValueError(
-        f"{_where(spec, key)} must be a number, string, boolean or a list of them, got {value!r}"
-    )
+#: The tables of an experiment, in the order of its TOML file.
+TABLES = ("data", "model", "train", "eval")
+#: Data settings of a simulation only (a recording or a file fixes them).
+SIMULATION = ("n_trajectories", "n_points", "t_span", "noise_std", "energy_range")
 
 
 def _jsonable(value: Any) -> Any:
@@ -149,11 +62,25 @@ def _keys(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls))
 
 
+class _Table:
+    """``to_dict`` (the settings given: ``None`` and empty tables left out) and ``from_dict``
+    (unknown keys refused, naming the valid ones) of a spec read from the TOML table ``TABLE``."""
+
+    TABLE: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in _as_dict(self).items() if v is not None and v != {}}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Any:
+        return cls(**check_keys(cls.TABLE, data, _keys(cls)))
+
+
 # --- the specs ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class DataSpec:
+class DataSpec(_Table):
     """Where the data come from: a registered system (with its parameters) or a data file.
 
     ``system = "real-pendulum"`` is the measured recording (no other setting applies). Every
@@ -170,36 +97,35 @@ class DataSpec:
     noise_std: float | None = None
     seed: int | None = None
     test_fraction: float | None = None
+    energy_range: tuple[float, float] | None = None
+    TABLE: ClassVar[str] = "data"
 
     def __post_init__(self) -> None:
-        s = "data"
         if (self.system is None) == (self.file is None):
             raise HnnkitValueError(
                 "data needs exactly one of 'system' (a registered system name, or "
-                f"{MEASURED!r}) and 'file' (a dataset written by Dataset.save)"
+                f"{MEASURED!r}) and 'file' (a .csv or .npz of trajectories)"
             )
-        if self.system is not None:
-            _str(s, "system", self.system)
-        if self.file is not None:
-            _str(s, "file", self.file)
         if not isinstance(self.params, dict):
             raise HnnkitValueError(f"data.params must be a table, got {self.params!r}")
-        params = {str(k): _plain(s, f"params.{k}", v) for k, v in self.params.items()}
+        params = {str(k): plain(f"data.params.{k}", v) for k, v in self.params.items()}
         object.__setattr__(self, "params", params)
-        _int(s, "n_trajectories", self.n_trajectories, 2, optional=True)
-        _int(s, "n_points", self.n_points, 2, optional=True)
-        object.__setattr__(self, "t_span", _span(s, "t_span", self.t_span))
-        object.__setattr__(self, "noise_std", _float(s, "noise_std", self.noise_std, optional=True))
-        _int(s, "seed", self.seed, 0, optional=True)
-        if self.test_fraction is not None:
-            tf = _float(s, "test_fraction", self.test_fraction, strict=True, high=1.0)
-            object.__setattr__(self, "test_fraction", tf)
-        fixed = [
-            k
-            for k in ("n_trajectories", "n_points", "t_span", "noise_std", "test_fraction")
-            if getattr(self, k) is not None
-        ]
-        if (self.system == MEASURED or self.file is not None) and (fixed or self.params):
+        apply_checks(
+            self,
+            "data",
+            system=string(optional=True),
+            file=string(optional=True),
+            n_trajectories=integer(2, optional=True),
+            n_points=integer(2, optional=True),
+            t_span=span,
+            noise_std=number(optional=True),
+            seed=integer(0, optional=True),
+            test_fraction=number(strict=True, high=1.0, optional=True),
+            energy_range=span,
+        )
+        simulated = (*SIMULATION, *(("test_fraction",) if self.file is None else ()))
+        fixed = [k for k in simulated if getattr(self, k) is not None]
+        if self.measured and (fixed or self.params):
             source = f"system {MEASURED!r}" if self.file is None else "a data file"
             raise HnnkitValueError(
                 f"data.{', data.'.join(fixed or ['params'])}: not for {source}, whose data are "
@@ -213,15 +139,8 @@ class DataSpec:
 
     def generate_kwargs(self) -> dict[str, Any]:
         """The settings given, as keyword arguments of :func:`hnnkit.data.generate`."""
-        keys = ("n_trajectories", "n_points", "t_span", "noise_std", "test_fraction")
+        keys = (*SIMULATION, "test_fraction")
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in _as_dict(self).items() if v is not None and v != {}}
-
-    @classmethod
-    def from_dict(cls, data: Any) -> DataSpec:
-        return cls(**_check_keys("data", data, _keys(cls)))
 
 
 @dataclass(frozen=True)
@@ -232,8 +151,8 @@ class ModelSpec:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _str("model", "name", self.name)
-        _check_keys("model", self.kwargs, MODEL_KWARGS)
+        apply_checks(self, "model", name=string())
+        check_keys("model", self.kwargs, MODEL_KWARGS)
         kw = dict(self.kwargs)
         if "hidden" in kw:
             hidden = kw["hidden"]
@@ -241,9 +160,9 @@ class ModelSpec:
                 raise HnnkitValueError(
                     f"model.hidden must be a list of layer sizes like [200, 200], got {hidden!r}"
                 )
-            kw["hidden"] = tuple(_int("model", "hidden", h, 1) for h in hidden)
+            kw["hidden"] = tuple(integer(1)("model.hidden", h) for h in hidden)
         if "activation" in kw:
-            _str("model", "activation", kw["activation"])
+            string()("model.activation", kw["activation"])
         object.__setattr__(self, "kwargs", kw)
 
     def to_dict(self) -> dict[str, Any]:
@@ -251,71 +170,73 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: Any) -> ModelSpec:
-        data = dict(_check_keys("model", data, ("name", *MODEL_KWARGS)))
+        data = dict(check_keys("model", data, ("name", *MODEL_KWARGS)))
         if "name" not in data:
             raise HnnkitValueError("model needs a 'name' (a registered model, e.g. 'hnn')")
         return cls(data.pop("name"), data)
 
 
 @dataclass(frozen=True)
-class TrainSpec:
+class TrainSpec(_Table):
     """Settings of :func:`hnnkit.train.fit`; ``loss`` is any registered loss
-    (:func:`hnnkit.train.register_loss`, e.g. ``derivative``, ``through-step``)."""
+    (:func:`hnnkit.train.register_loss`, e.g. ``derivative``, ``through-step``).
 
-    optimizer: str = "adam"
+    ``optimizer``, ``steps`` and ``weight_decay`` left ``None`` take the model's registered
+    training defaults (:func:`hnnkit.models.train_defaults`), filled in by
+    :func:`resolve_train` before an experiment runs: the defaults live in the registry only.
+    """
+
+    optimizer: str | None = None
     lr: float = 1e-3
-    steps: int = 2000
+    steps: int | None = None
     batch_size: int | None = None
-    weight_decay: float = 1e-4
+    weight_decay: float | None = None
     loss: str = "derivative"
+    TABLE: ClassVar[str] = "train"
 
     def __post_init__(self) -> None:
-        s = "train"
-        _str(s, "optimizer", self.optimizer, OPTIMIZERS)
-        object.__setattr__(self, "lr", _float(s, "lr", self.lr, strict=True))
-        _int(s, "steps", self.steps, 1)
-        _int(s, "batch_size", self.batch_size, 1, optional=True)
-        object.__setattr__(self, "weight_decay", _float(s, "weight_decay", self.weight_decay))
-        _str(s, "loss", self.loss, tuple(LOSSES))  # a registered loss (hnnkit.train.LOSSES)
+        apply_checks(
+            self,
+            "train",
+            optimizer=string(OPTIMIZERS, optional=True),
+            lr=number(strict=True),
+            steps=integer(1, optional=True),
+            batch_size=integer(1, optional=True),
+            weight_decay=number(optional=True),
+            loss=string(tuple(LOSSES)),  # a registered loss (hnnkit.train.LOSSES)
+        )
 
     @property
     def through_step(self) -> bool:
         return self.loss == "through-step"
 
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in _as_dict(self).items() if v is not None}
-
-    @classmethod
-    def from_dict(cls, data: Any) -> TrainSpec:
-        return cls(**_check_keys("train", data, _keys(cls)))
+    def for_model(self, model: str) -> TrainSpec:
+        """These settings, each one left ``None`` set to model ``model``'s registered default
+        (:func:`train_settings`)."""
+        given = {k: getattr(self, k) for k in DEFAULT_KEYS}
+        resolved = train_settings(model, **given)
+        return self if resolved == given else replace(self, **resolved)
 
 
 @dataclass(frozen=True)
-class EvalSpec:
+class EvalSpec(_Table):
     """The evaluation: protocol, rollout span (``None``: the task's or 0–20) and metrics."""
 
     protocol: str = "corrected"
     t_span: tuple[float, float] | None = None
     metrics: tuple[str, ...] = METRICS
+    TABLE: ClassVar[str] = "eval"
 
     def __post_init__(self) -> None:
-        _str("eval", "protocol", self.protocol, PROTOCOLS)
-        object.__setattr__(self, "t_span", _span("eval", "t_span", self.t_span))
+        apply_checks(self, "eval", protocol=string(PROTOCOLS), t_span=span)
         if not isinstance(self.metrics, list | tuple) or not self.metrics:
             raise HnnkitValueError(
                 f"eval.metrics must be a list of metric names ({', '.join(METRICS)}), "
                 f"got {self.metrics!r}"
             )
-        for m in self.metrics:
-            _str("eval", "metrics", m, METRICS)
-        object.__setattr__(self, "metrics", tuple(self.metrics))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in _as_dict(self).items() if v is not None}
-
-    @classmethod
-    def from_dict(cls, data: Any) -> EvalSpec:
-        return cls(**_check_keys("eval", data, _keys(cls)))
+        object.__setattr__(
+            self, "metrics", tuple(string(METRICS)("eval.metrics", m) for m in self.metrics)
+        )
 
 
 @dataclass(frozen=True)
@@ -334,21 +255,15 @@ class Experiment:
     name: str | None = None
 
     def __post_init__(self) -> None:
-        for key, cls in (
-            ("data", DataSpec),
-            ("model", ModelSpec),
-            ("train", TrainSpec),
-            ("eval", EvalSpec),
-        ):
+        for key, cls in zip(TABLES, (DataSpec, ModelSpec, TrainSpec, EvalSpec), strict=True):
             if not isinstance(getattr(self, key), cls):
                 raise HnnkitValueError(
                     f"experiment.{key} must be a {cls.__name__}, got {getattr(self, key)!r}"
                 )
-        _int("experiment", "seed", self.seed, 0)
+        apply_checks(self, "experiment", seed=integer(0), name=string(optional=True))
         if self.seed > 2**63 - 1:
             raise HnnkitValueError(f"experiment.seed must be < 2**63, got {self.seed}")
         if self.name is not None:
-            _str("experiment", "name", self.name)
             if os.sep in self.name or self.name in (".", "..") or self.name.startswith("."):
                 raise HnnkitValueError(
                     f"experiment.name {self.name!r} must be a plain directory name "
@@ -363,13 +278,13 @@ class Experiment:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {} if self.name is None else {"name": self.name}
         out["seed"] = self.seed
-        for key in ("data", "model", "train", "eval"):
+        for key in TABLES:
             out[key] = getattr(self, key).to_dict()
         return out
 
     @classmethod
     def from_dict(cls, data: Any) -> Experiment:
-        data = _check_keys("experiment", data, ("name", "seed", "data", "model", "train", "eval"))
+        data = check_keys("experiment", data, ("name", "seed", *TABLES))
         missing = [k for k in ("data", "model") if k not in data]
         if missing:
             raise HnnkitValueError(
@@ -422,7 +337,7 @@ class Experiment:
         """This experiment as TOML that :meth:`from_toml` reads back to an equal experiment."""
         d = self.to_dict()
         lines = [f"{k} = {_toml_value(d[k])}" for k in ("name", "seed") if k in d]
-        for table in ("data", "model", "train", "eval"):
+        for table in TABLES:
             body = d[table]
             lines += ["", f"[{table}]"]
             lines += [f"{k} = {_toml_value(v)}" for k, v in body.items() if not isinstance(v, dict)]
@@ -443,3 +358,29 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise HnnkitValueError(f"{value!r} cannot be written to TOML")
+
+
+def resolve_train(exp: Experiment) -> Experiment:
+    """``exp`` with every training setting left ``None`` (``optimizer``, ``steps``,
+    ``weight_decay``) set to its model's registered default (:func:`hnnkit.models.train_defaults`).
+
+    ``hnnkit run``, ``hnnkit train`` and the tasks resolve through this function before they
+    hash or train, so a run's config and hash record the values used.
+
+    Raises:
+        UnknownNameError: if the model is not registered.
+    """
+    train = exp.train.for_model(exp.model.name)
+    return exp if train is exp.train else replace(exp, train=train)
+
+
+def train_settings(model: str, **given: Any) -> dict[str, Any]:
+    """``given`` training settings (``optimizer``, ``steps``, ``weight_decay``), each one that
+    is ``None`` or missing set to model ``model``'s registered default: the one place where
+    :func:`hnnkit.models.train_defaults` fills in a run's settings.
+
+    Raises:
+        UnknownNameError: if ``model`` is not registered.
+    """
+    defaults = train_defaults(model)
+    return {**given, **{k: v for k, v in defaults.items() if given.get(k) is None}}

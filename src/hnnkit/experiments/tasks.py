@@ -30,8 +30,9 @@ from typing import Any
 
 from torch import Tensor
 
-from ..errors import HnnkitValueError, UnknownNameError, check_choice
+from ..errors import HnnkitValueError, check_choice
 from ..evaluate import OriginalProtocol
+from ..registry import Registry
 from .protocols import ORIGINAL, real_pendulum_energy
 from .spec import DataSpec, EvalSpec, Experiment, ModelSpec, TrainSpec
 
@@ -147,8 +148,9 @@ class Task:
         return tuple(k for k in self.models if self.training_for(k).through_step)
 
     def training_for(self, model: str) -> TrainSpec:
-        """The training settings of ``model`` on this task."""
-        return replace(self.training, **self.training_by_model.get(model, {}))
+        """The training settings of ``model`` on this task; a setting the task leaves ``None``
+        is the model's registered default (:meth:`TrainSpec.for_model`)."""
+        return replace(self.training, **self.training_by_model.get(model, {})).for_model(model)
 
     def model_spec(self, model: str) -> ModelSpec:
         return ModelSpec(model, dict(self.model))
@@ -193,7 +195,7 @@ class Task:
 
 #: The registered tasks, name → :class:`Task`, in registration order (the paper's first);
 #: read it through :func:`get_task` / :func:`list_tasks`, add to it with :func:`register_task`.
-TASKS: dict[str, Task] = {}
+TASKS: Registry[Task] = Registry("task", same=lambda old, new: _definition(old) == _definition(new))
 
 
 def register_task(task: Task, *, replace: bool = False) -> Task:
@@ -207,14 +209,7 @@ def register_task(task: Task, *, replace: bool = False) -> Task:
     """
     if not isinstance(task, Task):
         raise HnnkitValueError(f"register_task takes a Task, got {type(task).__name__}")
-    old = TASKS.get(task.name)
-    if old is not None and _definition(old) != _definition(task) and not replace:
-        raise HnnkitValueError(
-            f"task {task.name!r} is already registered; choose another name, or pass "
-            "replace=True to replace it"
-        )
-    TASKS[task.name] = task
-    return task
+    return TASKS.register(task.name, task, replace=replace)
 
 
 def _definition(task: Task) -> tuple[Any, ...]:
@@ -238,9 +233,7 @@ def unregister_task(name: str) -> Task:
     Raises:
         UnknownNameError: if ``name`` is not registered.
     """
-    task = get_task(name)
-    del TASKS[name]
-    return task
+    return TASKS.unregister(name)
 
 
 def get_task(name: str) -> Task:
@@ -249,10 +242,7 @@ def get_task(name: str) -> Task:
     Raises:
         UnknownNameError: if ``name`` is not registered (the message lists the valid names).
     """
-    try:
-        return TASKS[name]
-    except (KeyError, TypeError):
-        raise UnknownNameError("task", name, TASKS) from None
+    return TASKS.lookup(name)
 
 
 def list_tasks() -> dict[str, Task]:

@@ -16,6 +16,7 @@ from .kan_hnn import make_kan_dhnn as make_kan_dhnn
 from .kan_hnn import make_kan_hnn as make_kan_hnn
 from .mlp import ACTIVATIONS as ACTIVATIONS
 from .mlp import MLP as MLP
+from .registry import DEFAULT_KEYS as DEFAULT_KEYS
 from .registry import ModelEntry as ModelEntry
 from .registry import build_model as build_model
 from .registry import build_with_shared_options as build_with_shared_options
@@ -29,6 +30,7 @@ build = build_model
 
 __all__ = [
     "ACTIVATIONS",
+    "DEFAULT_KEYS",
     "HNN",
     "KAN",
     "MLP",

@@ -32,7 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import HnnkitValueError, UnknownNameError
+from ..errors import HnnkitValueError
+from ..registry import Registry
 
 #: The keys of a model's training defaults, in the order ``hnnkit models`` shows them.
 DEFAULT_KEYS = ("optimizer", "steps", "weight_decay")
@@ -61,9 +62,6 @@ class ModelEntry:
     def accepts(self, option: str) -> bool:
         """Whether the builder takes the keyword option ``option``."""
         return option in self.options
-
-
-_REGISTRY: dict[str, ModelEntry] = {}
 
 
 def _builder_options(name: str, builder: Builder) -> dict[str, Any]:
@@ -180,12 +178,6 @@ def register_model(
         )
     options = _builder_options(name, builder)
     checked = _check_defaults(name, defaults)
-    old = _REGISTRY.get(name)
-    if old is not None and not replace and not _same_definition(old.builder, builder):
-        raise HnnkitValueError(
-            f"model {name!r} is already registered (by {_qualified(old.builder)}); choose "
-            "another name, or pass replace=True to replace it"
-        )
     entry = ModelEntry(
         name=name,
         builder=builder,
@@ -193,12 +185,18 @@ def register_model(
         defaults=MappingProxyType(checked),
         options=MappingProxyType(options),
     )
-    _REGISTRY[name] = entry
-    return entry
+    return _REGISTRY.register(name, entry, replace=replace)
 
 
 def _qualified(f: Builder) -> str:
     return f"{getattr(f, '__module__', '?')}.{getattr(f, '__qualname__', repr(f))}"
+
+
+_REGISTRY: Registry[ModelEntry] = Registry(
+    "model",
+    same=lambda old, new: _same_definition(old.builder, new.builder),
+    owner=lambda entry: _qualified(entry.builder),
+)
 
 
 def unregister_model(name: str) -> ModelEntry:
@@ -207,9 +205,7 @@ def unregister_model(name: str) -> ModelEntry:
     Raises:
         UnknownNameError: if ``name`` is not registered.
     """
-    entry = get_model(name)
-    del _REGISTRY[name]
-    return entry
+    return _REGISTRY.unregister(name)
 
 
 def get_model(name: str) -> ModelEntry:
@@ -218,10 +214,7 @@ def get_model(name: str) -> ModelEntry:
     Raises:
         UnknownNameError: if ``name`` is not registered (the message lists the valid names).
     """
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise UnknownNameError("model", name, _REGISTRY) from None
+    return _REGISTRY.lookup(name)
 
 
 def list_models() -> dict[str, ModelEntry]:

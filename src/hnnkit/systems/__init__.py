@@ -10,6 +10,7 @@ from .base import get_system as get_system
 from .base import list_systems as list_systems
 from .base import register_system as register_system
 from .base import sample_in_annulus as sample_in_annulus
+from .base import unregister_system as unregister_system
 from .custom import Custom as Custom
 from .custom import parse_hamiltonian as parse_hamiltonian
 from .custom import sympy_to_torch as sympy_to_torch
@@ -40,4 +41,5 @@ __all__ = [
     "parse_hamiltonian",
     "register_system",
     "sympy_to_torch",
+    "unregister_system",
 ]

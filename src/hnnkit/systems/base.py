@@ -20,6 +20,7 @@ from torch import Tensor
 
 from ..errors import HnnkitValueError, UnknownNameError
 from ..phase_space import join, split, symplectic_gradient
+from ..registry import Registry
 
 
 class HamiltonianSystem:
@@ -311,7 +312,7 @@ def sample_in_annulus(
 
 
 # -- registry ----------------------------------------------------------------------------
-_REGISTRY: dict[str, Callable[..., HamiltonianSystem]] = {}
+_REGISTRY: Registry[Callable[..., HamiltonianSystem]] = Registry("system")
 _MEASURED = "real-pendulum"  # a dataset name that is not a system (hnnkit.data.real_pendulum)
 
 
@@ -319,7 +320,7 @@ def register_system(name: str, cls: Callable[..., HamiltonianSystem]) -> None:
     """Make ``cls`` available as ``get_system(name, **params)`` and on the command line."""
     if not isinstance(name, str) or not name:
         raise HnnkitValueError(f"system name must be a non-empty string, got {name!r}")
-    _REGISTRY[name] = cls
+    _REGISTRY.register(name, cls, replace=True)  # a later registration replaces an earlier
 
 
 def get_system(name: str, **params: Any) -> HamiltonianSystem:
@@ -343,6 +344,15 @@ def get_system(name: str, **params: Any) -> HamiltonianSystem:
         )
         raise err
     return _REGISTRY[name](**params)
+
+
+def unregister_system(name: str) -> Callable[..., HamiltonianSystem]:
+    """Remove ``name`` and return its class (e.g. after a test registers one).
+
+    Raises:
+        UnknownNameError: if ``name`` is not registered.
+    """
+    return _REGISTRY.unregister(name)
 
 
 def list_systems() -> dict[str, Callable[..., HamiltonianSystem]]:
