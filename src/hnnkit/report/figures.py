@@ -4,36 +4,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 
 from ..files import atomic_write
+from . import style
 
-COLORS = {
-    "truth": "black",
-    "baseline": "#d62728",
-    "hnn": "#1f77b4",
-    "dhnn": "#2ca02c",
-    "kan": "#9467bd",
-}
-LABELS = {
-    "truth": "Ground truth",
-    "baseline": "Baseline NN",
-    "hnn": "Hamiltonian NN",
-    "dhnn": "Dissipative HNN",
-}
-STYLE = {
-    "font.size": 11,
-    "axes.titlesize": 12,
-    "axes.labelsize": 11,
-    "legend.fontsize": 9,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "figure.dpi": 110,
-}
+#: Matplotlib settings of every figure (kept for callers; see :mod:`hnnkit.report.style`).
+STYLE = style.RC
 
 
 def save(fig: plt.Figure, path_stem: str | os.PathLike) -> list[Path]:
@@ -53,32 +36,32 @@ def save(fig: plt.Figure, path_stem: str | os.PathLike) -> list[Path]:
 def loss_curves(
     histories: dict[str, list[dict[str, float]]], path_stem, *, title: str = ""
 ) -> list[Path]:
-    """Train and test derivative MSE against optimisation step, one colour per model."""
+    """Train (solid) and test (dashed) derivative MSE against optimisation step, one colour
+    per model (:func:`hnnkit.report.style.model_color`)."""
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(5.2, 3.6))
+        fig, ax = plt.subplots(figsize=(6.4, 3.8))
         for name, hist in histories.items():
             steps = [h["step"] for h in hist]
-            c = COLORS.get(name)
+            c, lab = style.model_color(name), style.model_label(name)
             ax.plot(
-                steps,
-                [h["train_loss"] for h in hist],
-                "-",
-                color=c,
-                label=f"{LABELS.get(name, name)} train",
+                steps, [h["train_loss"] for h in hist], "-", color=c, lw=1.8, label=f"{lab} train"
             )
             ax.plot(
-                steps,
-                [h["test_loss"] for h in hist],
-                "--",
-                color=c,
-                label=f"{LABELS.get(name, name)} test",
+                steps, [h["test_loss"] for h in hist], "--", color=c, lw=1.4, label=f"{lab} test"
             )
         ax.set_yscale("log")
         ax.set_xlabel("optimisation step")
         ax.set_ylabel("derivative MSE")
         ax.set_title(title or "Loss")
-        ax.legend()
+        style.legend_right(ax)
+        fig.tight_layout()
         return save(fig, path_stem)
+
+
+def _first(traj) -> Any:
+    """The first trajectory of a ``(T, B, d)`` tensor (or ``(T, d)``) as a ``(T, d)`` array."""
+    x = traj.numpy()
+    return x[:, 0] if x.ndim == 3 else x
 
 
 def rollout_panels(
@@ -86,63 +69,90 @@ def rollout_panels(
     path_stem,
     *,
     title: str,
-    dof_labels: tuple[str, str] = ("q", "p"),
+    dof_labels: tuple[str, str] = (style.Q_LABEL, style.P_LABEL),
     orbit: bool = False,
+    time_unit: str | None = None,
 ):
     """Three panels: a trajectory (phase space, or x–y orbits), MSE vs time, energy vs time.
 
-    ``rollouts`` is an :class:`hnnkit.evaluate.Rollouts`; time is in the system's units.
+    ``rollouts`` is an :class:`hnnkit.evaluate.Rollouts`; ``time_unit`` labels the time axes
+    (``None``: the system's natural units, "time"). One legend under the panels; the truth is
+    dashed on top of the models; the energy panel's y-range follows the curves that stay near
+    the truth (a curve that runs away is noted, not allowed to flatten the rest).
     """
     t = rollouts.t.numpy()
+    series = {"truth": rollouts.true, **rollouts.models}
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+        fig, axes = plt.subplots(1, 3, figsize=(14, 4.6), layout="constrained")
         ax = axes[0]
-        series = {"truth": rollouts.true, **rollouts.models}
         for name, traj in series.items():
-            x = traj[:, 0].numpy()
-            c = COLORS.get(name)
-            lw = 2.5 if name == "truth" else 1.5
+            x = _first(traj)
             if orbit:
                 n_bodies = x.shape[-1] // 4
                 for b in range(n_bodies):
-                    ax.plot(
-                        x[:, 2 * b],
-                        x[:, 2 * b + 1],
-                        color=c,
-                        lw=lw,
-                        alpha=0.9,
-                        label=LABELS.get(name, name) if b == 0 else None,
-                    )
-                ax.set_xlabel("x")
-                ax.set_ylabel("y")
-                ax.set_aspect("equal", adjustable="datalim")
+                    kw = style.line_style(name, alpha=0.9)
+                    if b:
+                        kw["label"] = None
+                    ax.plot(x[:, 2 * b], x[:, 2 * b + 1], **kw)
             else:
                 d = x.shape[-1] // 2
-                ax.plot(x[:, 0], x[:, d], color=c, lw=lw, label=LABELS.get(name, name))
-                ax.set_xlabel(dof_labels[0])
-                ax.set_ylabel(dof_labels[1])
+                ax.plot(x[:, 0], x[:, d], **style.line_style(name))
+        x0 = _first(rollouts.true)[0]
+        if orbit:
+            n_bodies = x0.shape[-1] // 4
+            ax.plot(x0[0 : 2 * n_bodies : 2], x0[1 : 2 * n_bodies : 2], **_START)
+            ax.set_xlabel("x")
+            ax.set_ylabel("y")
+            ax.set_aspect("equal", adjustable="datalim")
+        else:
+            d = x0.shape[-1] // 2
+            ax.plot([x0[0]], [x0[d]], **_START)
+            ax.set_xlabel(dof_labels[0])
+            ax.set_ylabel(dof_labels[1])
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
         ax.set_title("Trajectory (first test state)")
-        ax.legend(loc="best")
+
         ax = axes[1]
         for name, traj in rollouts.models.items():
             mse = (traj - rollouts.true).pow(2).mean(-1).mean(-1).numpy()
-            ax.plot(t, mse, color=COLORS.get(name), label=LABELS.get(name, name))
+            kw = style.line_style(name)
+            kw["label"] = None  # listed once, from the first panel
+            ax.plot(t, mse, **kw)
         ax.set_yscale("log")
-        ax.set_xlabel("time")
+        ax.set_xlabel(style.time_label(time_unit))
         ax.set_ylabel("coordinate MSE (mean over test states)")
         ax.set_title("MSE between coordinates")
-        ax.legend()
+
         ax = axes[2]
-        ax.plot(t, rollouts.true_energy[:, 0].numpy(), color="black", lw=2.5, label=LABELS["truth"])
-        for name, e in rollouts.model_energy.items():
-            ax.plot(t, e[:, 0].numpy(), color=COLORS.get(name), label=LABELS.get(name, name))
-        ax.set_xlabel("time")
-        ax.set_ylabel("energy H (first test state)")
+        energies = {"truth": rollouts.true_energy[:, 0].numpy()}
+        energies.update({k: e[:, 0].numpy() for k, e in rollouts.model_energy.items()})
+        for name, e in energies.items():
+            ax.plot(t, e, **style.line_style(name, label=None))
+        style.set_robust_ylim(ax, energies)
+        ax.set_xlabel(style.time_label(time_unit))
+        ax.set_ylabel(f"{style.ENERGY_LABEL} (first test state)")
         ax.set_title("Total energy")
-        ax.legend()
         fig.suptitle(title, fontsize=13)
-        fig.tight_layout()
+        fig.legend(
+            *axes[0].get_legend_handles_labels(),
+            loc="outside lower center",
+            ncol=len(series) + 1,
+            framealpha=0.95,
+        )
         return save(fig, path_stem)
+
+
+#: The start marker of trajectory plots.
+_START = {
+    "marker": "o",
+    "ms": 7,
+    "mfc": "white",
+    "mec": "black",
+    "mew": 1.6,
+    "linestyle": "none",
+    "zorder": 7,
+    "label": "start",
+}
 
 
 def energy_curves(
@@ -150,101 +160,94 @@ def energy_curves(
     path_stem,
     *,
     title: str,
-    ylabel: str = "energy",
+    ylabel: str = style.ENERGY_LABEL,
     shade: tuple[float, float] | None = None,
+    time_unit: str | None = None,
 ) -> list[Path]:
     """Energy against time of the truth and of every model's rollout (first trajectory).
 
     ``rollouts`` is an :class:`hnnkit.evaluate.Rollouts`; ``shade`` marks a time window (e.g. the
-    test segment of a measured recording).
+    test segment of a measured recording); ``time_unit`` labels the time axis (e.g. ``"s"``).
+    The legend sits under the axes; the y-range follows the curves near the truth.
     """
     t = rollouts.t.numpy()
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(7.5, 4.2))
+        fig, ax = plt.subplots(figsize=(7.5, 4.6))
         if shade is not None:
             ax.axvspan(*shade, color="0.9", zorder=0, label="test segment")
-        e_true = rollouts.true_energy.reshape(len(t), -1)[:, 0].numpy()
-        ax.plot(t, e_true, color=COLORS["truth"], lw=2.5, label=LABELS["truth"])
+        energies = {"truth": rollouts.true_energy.reshape(len(t), -1)[:, 0].numpy()}
         for name, e in rollouts.model_energy.items():
-            ax.plot(
-                t,
-                e.reshape(len(t), -1)[:, 0].numpy(),
-                color=COLORS.get(name),
-                lw=1.6,
-                label=LABELS.get(name, name),
-            )
-        ax.set_xlabel("time")
+            energies[name] = e.reshape(len(t), -1)[:, 0].numpy()
+        for name, e in energies.items():
+            ax.plot(t, e, **style.line_style(name))
+        style.set_robust_ylim(ax, energies)
+        ax.set_xlabel(style.time_label(time_unit))
         ax.set_ylabel(ylabel)
         ax.set_title(title)
-        ax.legend(loc="best")
+        style.legend_below(ax)
         fig.tight_layout()
         return save(fig, path_stem)
 
 
 def divergence_figure(
-    result: dict, path_stem, *, title: str, orbit_until: float | None = None
+    result: dict,
+    path_stem,
+    *,
+    title: str,
+    orbit_until: float | None = None,
+    time_unit: str | None = None,
 ) -> list[Path]:
     """Energy conserved, trajectory lost: three panels from :func:`hnnkit.evaluate.divergence_rollouts`.
 
     (a) x–y orbits of every body from the first initial state, truth and each model, a marker
     at each start; (b) position error (RMS over bodies) against time, log scale, with the
     divergence threshold and each model's divergence time; (c) relative energy change
-    :math:`(H(t) - H(0))/|H(0)|` of the true H along every rollout, and (dashed) of each
+    :math:`(H(t) - H(0))/|H(0)|` of the true H along every rollout, and (dash-dotted) of each
     model's own learned :math:`H_\\theta` along its own rollout, divided by the same true
     :math:`|H(0)|` (a learned energy has an arbitrary offset). Panel (c) is linear within
     ±0.1 and logarithmic beyond (symlog), so a blown-up baseline does not flatten the rest.
-    Time and lengths are in the system's units. ``orbit_until`` cuts panel (a) at that time
-    (default: the whole span), since chaotic orbits soon fill the plane; a dot marks the end
-    of each orbit. Returns the PNG and SVG paths.
+    Time and lengths are in the system's units (``time_unit`` names the time's, if any).
+    ``orbit_until`` cuts panel (a) at that time (default: the whole span), since chaotic
+    orbits soon fill the plane; a dot marks the end of each orbit. The truth is dashed on top
+    of the models. Returns the PNG and SVG paths.
     """
     t = result["t"].numpy()
     n_bodies = result["n_bodies"]
     series = {"truth": result["true"], **result["models"]}
     t_end = t[-1] if orbit_until is None else min(float(orbit_until), t[-1])
     upto = int((t <= t_end).sum())
+    tlabel = style.time_label(time_unit)
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(1, 3, figsize=(16, 5))
+        fig, axes = plt.subplots(1, 3, figsize=(16, 5.4))
         ax = axes[0]
         for name, traj in series.items():
             x = traj[:upto, 0].numpy()
-            lw = 2.6 if name == "truth" else 1.4
+            c = style.model_color(name)
             for b in range(n_bodies):
-                ax.plot(
-                    x[:, 2 * b],
-                    x[:, 2 * b + 1],
-                    color=COLORS.get(name),
-                    lw=lw,
-                    alpha=0.9,
-                    zorder=1 if name == "truth" else 2,
-                    label=LABELS.get(name, name) if b == 0 else None,
-                )
+                kw = style.line_style(name, alpha=0.9)
+                if b:
+                    kw["label"] = None
+                ax.plot(x[:, 2 * b], x[:, 2 * b + 1], **kw)
             ax.plot(
                 x[-1, 0 : 2 * n_bodies : 2],
                 x[-1, 1 : 2 * n_bodies : 2],
                 "o",
                 ms=5,
-                color=COLORS.get(name),
-                zorder=3,
+                color=c,
+                zorder=7,
                 linestyle="none",
             )
         x0 = result["true"][0, 0].numpy()
         ax.plot(
             x0[0 : 2 * n_bodies : 2],
             x0[1 : 2 * n_bodies : 2],
-            "o",
-            ms=8,
-            mfc="white",
-            mec="black",
-            mew=1.8,
-            zorder=3,
-            linestyle="none",
-            label="start (each body)",
+            **{**_START, "ms": 8, "label": "start (each body)"},
         )
-        ax.set_xlabel("x (system units)")
-        ax.set_ylabel("y (system units)")
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
         ax.set_aspect("equal", adjustable="datalim")
         ax.set_title(f"(a) Orbits, t ∈ [{t[0]:g}, {t_end:g}] (dots: ends)")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=2, framealpha=0.9)
+        style.legend_below(ax, ncol=2)
 
         ax = axes[1]
         thr = float(result["threshold"][0])
@@ -258,47 +261,36 @@ def divergence_figure(
         for name, err in result["position_error"].items():
             e = err[:, 0].numpy().copy()
             e[e <= 0] = float("nan")  # log axis: the exact start has zero error
-            c = COLORS.get(name)
+            c = style.model_color(name)
             td = float(result["divergence_time"][name][0])
-            lab = LABELS.get(name, name)
+            lab = style.model_label(name)
             lab += f" (diverges at t = {td:.2f})" if td == td else " (no divergence)"
-            ax.plot(t, e, color=c, lw=1.6, label=lab)
+            ax.plot(t, e, **style.line_style(name, label=lab, lw=1.6))
             if td == td:
                 ax.axvline(td, color=c, ls=":", lw=1.4)
         ax.set_yscale("log")
-        ax.set_xlabel("time (system units)")
+        ax.set_xlabel(tlabel)
         ax.set_ylabel("position error, RMS over bodies")
         ax.set_title("(b) Distance from the true trajectory")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=1, framealpha=0.9)
+        style.legend_below(ax, ncol=1)
 
         ax = axes[2]
         h0 = float(result["true_energy"]["truth"][0, 0])
         for name, e in result["true_energy"].items():
             rel = (e[:, 0] - e[0, 0]).numpy() / abs(h0)
             drift = float(result["energy_drift"][name][0])
-            ax.plot(
-                t,
-                rel,
-                color=COLORS.get(name),
-                lw=2.6 if name == "truth" else 1.6,
-                label=f"{LABELS.get(name, name)}, true H (max {drift:.1e})",
-            )
+            lab = f"{style.model_label(name)}, true H (max {drift:.1e})"
+            ax.plot(t, rel, **style.line_style(name, label=lab))
         for name, h in result["learned_energy"].items():
             rel = (h[:, 0] - h[0, 0]).numpy() / abs(h0)
             drift = float(result["learned_energy_drift"][name][0])
-            ax.plot(
-                t,
-                rel,
-                color=COLORS.get(name),
-                ls="--",
-                lw=2.2,
-                label=f"{LABELS.get(name, name)}, its own H_θ (max {drift:.1e})",
-            )
+            lab = rf"{style.model_label(name)}, its own $H_\theta$ (max {drift:.1e})"
+            ax.plot(t, rel, **style.line_style(name, label=lab, ls="-.", lw=3.0, zorder=4))
         ax.set_yscale("symlog", linthresh=0.1, linscale=1.0)
-        ax.set_xlabel("time (system units)")
+        ax.set_xlabel(tlabel)
         ax.set_ylabel("(H(t) − H(0)) / |H(0)|  (symlog)")
         ax.set_title("(c) Relative energy change")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=1, framealpha=0.9)
+        style.legend_below(ax, ncol=1)
 
         fig.suptitle(title, fontsize=13)
         fig.tight_layout()

@@ -12,26 +12,11 @@ from torch import Tensor, nn
 
 from ..models.kan import KAN, find_kan
 from ..symbolic import SymbolicHamiltonian
-from .figures import STYLE as REPORT_STYLE
-from .figures import plt, save
+from . import style
+from .figures import STYLE, plt, save
 
-COLORS = {
-    "truth": "black",
-    "mlp-hnn": "#1f77b4",
-    "mlp-hnn-l1": "#17becf",
-    "kan-hnn": "#9467bd",
-    "kan-hnn-l1": "#e377c2",
-    "kan-symbolic": "#2ca02c",
-}
-LABELS = {
-    "truth": "ground truth",
-    "mlp-hnn": "MLP-HNN",
-    "mlp-hnn-l1": "MLP-HNN + L1",
-    "kan-hnn": "KAN-HNN",
-    "kan-hnn-l1": "KAN-HNN + L1",
-    "kan-symbolic": "extracted formula",
-}
-STYLE = {**REPORT_STYLE, "svg.fonttype": "none"}  # SVG text stays text
+#: The kan-spring models (colours and labels: :mod:`hnnkit.report.style`).
+MODELS = ("mlp-hnn", "mlp-hnn-l1", "kan-hnn", "kan-hnn-l1", "kan-symbolic")
 
 
 def plot_losses(logs: dict[str, dict[str, Any]], stem: Path) -> list[Path]:
@@ -46,13 +31,13 @@ def plot_losses(logs: dict[str, dict[str, Any]], stem: Path) -> list[Path]:
                 steps,
                 [h["train_loss"] for h in hist],
                 "-",
-                color=COLORS[name],
+                color=style.model_color(name),
                 lw=1.8,
                 label="train",
             )
             ax.plot(steps, [h["test_loss"] for h in hist], "--", color="0.3", lw=1.4, label="test")
             ax.set_yscale("log")
-            ax.set_title(LABELS[name])
+            ax.set_title(style.model_label(name))
             ax.set_ylabel("derivative MSE")
             ax.legend(loc="upper right")
         for ax in axes[-1]:
@@ -63,68 +48,83 @@ def plot_losses(logs: dict[str, dict[str, Any]], stem: Path) -> list[Path]:
         return save(fig, stem)
 
 
+def _kan_style(name: str, **overrides: Any) -> dict[str, Any]:
+    """:func:`hnnkit.report.style.line_style`, the extracted formula dotted and on top of the
+    KAN it comes from (it usually lies on it), under the truth."""
+    if name == "kan-symbolic":
+        return style.line_style(name, ls=(0, (1, 1.5)), lw=2.6, zorder=5, **overrides)
+    return style.line_style(name, **overrides)
+
+
 def plot_rollouts(
-    t: Tensor, trajs: dict[str, Tensor], energies: dict[str, Tensor], stem: Path
+    t: Tensor,
+    trajs: dict[str, Tensor],
+    energies: dict[str, Tensor],
+    stem: Path,
+    *,
+    time_unit: str | None = None,
 ) -> dict[str, list[Path]]:
-    """Phase-space rollouts, coordinate MSE vs time and energy vs time, as three figures."""
+    """Phase-space rollouts, coordinate MSE vs time and energy vs time, as three figures.
+
+    The truth is dashed on top; legends sit outside the axes; ``time_unit`` labels the time
+    axes (``None``: "time", the system's natural units).
+    """
     tt = t.cpu().numpy()
     out = {}
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(5.6, 5.2))
+        fig, ax = plt.subplots(figsize=(5.6, 6.2))
         for name, traj in trajs.items():
             x = traj.cpu().numpy()
-            style = {"lw": 3.0, "alpha": 0.5} if name == "truth" else {"lw": 1.4}
-            ls = ":" if name == "kan-symbolic" else "-"
-            ax.plot(x[:, 0], x[:, 1], ls, color=COLORS[name], label=LABELS[name], **style)
+            ax.plot(x[:, 0], x[:, 1], **_kan_style(name))
         x0 = trajs["truth"][0].cpu().numpy()
-        ax.plot([x0[0]], [x0[1]], "o", color="purple", ms=7, label="start", zorder=5)
-        ax.set_xlabel("position q")
-        ax.set_ylabel("momentum p")
+        ax.plot([x0[0]], [x0[1]], **_START)
+        ax.set_xlabel(style.Q_LABEL)
+        ax.set_ylabel(style.P_LABEL)
         ax.set_aspect("equal", adjustable="datalim")
         ax.set_title(f"Phase-space rollouts, t ∈ [0, {tt[-1]:g}]")
-        ax.legend(loc="upper right", framealpha=0.9)
+        style.legend_below(ax, ncol=3)
         fig.tight_layout()
         out["rollout_phase"] = save(fig, stem.with_name(stem.name + "_phase"))
 
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        fig, ax = plt.subplots(figsize=(7.6, 4.2))
         for name, traj in trajs.items():
             if name == "truth":
                 continue
             mse = (traj - trajs["truth"]).pow(2).mean(-1).cpu().numpy()
-            ax.plot(
-                tt[1:],
-                mse[1:],
-                ":" if name == "kan-symbolic" else "-",
-                color=COLORS[name],
-                label=LABELS[name],
-                lw=1.6,
-            )
+            ax.plot(tt[1:], mse[1:], **_kan_style(name))
         ax.set_yscale("log")
-        ax.set_xlabel("time t")
+        ax.set_xlabel(style.time_label(time_unit))
         ax.set_ylabel("MSE of (q, p) vs ground truth")
         ax.set_title("Rollout error")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        style.legend_right(ax)
         fig.tight_layout()
         out["rollout_mse"] = save(fig, stem.with_name(stem.name + "_mse"))
 
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
-        for name, e in energies.items():
-            style = {"lw": 3.0, "alpha": 0.5} if name == "truth" else {"lw": 1.4}
-            ax.plot(
-                tt,
-                e.cpu().numpy(),
-                ":" if name == "kan-symbolic" else "-",
-                color=COLORS[name],
-                label=LABELS[name],
-                **style,
-            )
-        ax.set_xlabel("time t")
-        ax.set_ylabel("true energy H(q, p) along the rollout")
+        fig, ax = plt.subplots(figsize=(7.6, 4.2))
+        curves = {name: e.cpu().numpy() for name, e in energies.items()}
+        for name, e in curves.items():
+            ax.plot(tt, e, **_kan_style(name))
+        style.set_robust_ylim(ax, curves)
+        ax.set_xlabel(style.time_label(time_unit))
+        ax.set_ylabel(f"{style.ENERGY_LABEL} (true H along each rollout)")
         ax.set_title("Energy along the rollouts")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        style.legend_right(ax)
         fig.tight_layout()
         out["rollout_energy"] = save(fig, stem.with_name(stem.name + "_energy"))
     return out
+
+
+#: The start marker of the phase plot.
+_START = {
+    "marker": "o",
+    "ms": 7,
+    "mfc": "white",
+    "mec": "black",
+    "mew": 1.6,
+    "linestyle": "none",
+    "zorder": 7,
+    "label": "start",
+}
 
 
 def plot_kan_diagram(
@@ -217,7 +217,7 @@ def plot_kan_diagram(
                         inset.plot(
                             z.cpu().numpy(),
                             phi.cpu().numpy(),
-                            color="#9467bd",
+                            color=style.model_color("kan-hnn"),
                             lw=2.0,
                             alpha=max(strength, 0.35),
                         )
@@ -295,15 +295,16 @@ def kan_spring_figures(
     figures: dict[str, list[Path]] = {"losses": plot_losses(logs, figs / "losses")}
     figures.update(plot_rollouts(t, trajs, energies, figs / "rollout"))
     figures["kan_diagram"] = plot_kan_diagram(
-        {LABELS[name]: find_kan(models[name]) for name in formulas},
+        {style.model_label(name): find_kan(models[name]) for name in formulas},
         x,
         figs / "kan_diagram",
         edge_labels={
-            LABELS[name]: {(e.layer, e.i, e.j): pretty_fit(e.name) for e in sym.edges}
+            style.model_label(name): {(e.layer, e.i, e.j): pretty_fit(e.name) for e in sym.edges}
             for name, sym in formulas.items()
         },
         subtitles={
-            LABELS[name]: f"H = {pretty_formula(sym.nice)}" for name, sym in formulas.items()
+            style.model_label(name): f"H = {pretty_formula(sym.nice)}"
+            for name, sym in formulas.items()
         },
     )
     return figures

@@ -9,9 +9,14 @@ from torch import Tensor
 
 from ..data.pixels import GYM_DT
 from ..files import atomic_write
-from .figures import COLORS, LABELS, STYLE, plt, save
+from . import style
+from .figures import STYLE, plt, save
 
 MODELS = ("baseline", "hnn")
+#: Frames per second of the rendered pendulum.
+FRAMES_PER_S = round(1 / GYM_DT)
+#: Width of the GIF in pixels: the report shows it at this width, so its text stays sharp.
+GIF_WIDTH = 480
 
 
 def _frame_strip(frames: Tensor, idx: list[int]) -> Tensor:
@@ -51,7 +56,7 @@ def fig8(
     cmap = plt.get_cmap("gray_r").with_extremes(bad="white")
     with plt.rc_context({**STYLE, "axes.grid": False}):
         fig = plt.figure(figsize=(1.0 * len(idx) + 1.2, 9.0))
-        gs = fig.add_gridspec(5, 1, height_ratios=[1, 1, 1, 1.5, 1.5], hspace=0.55)
+        gs = fig.add_gridspec(5, 1, height_ratios=[1, 1, 1, 1.5, 1.5], hspace=0.65)
         for r, (name, fr) in enumerate(rows):
             ax = fig.add_subplot(gs[r])
             ax.imshow(
@@ -64,69 +69,108 @@ def fig8(
             for side in ("top", "right", "left"):
                 ax.spines[side].set_visible(False)
             ax.set_title(
-                LABELS[name], loc="left", color=COLORS[name], fontsize=12, fontweight="bold"
+                style.model_label(name),
+                loc="left",
+                color=style.model_color(name),
+                fontsize=12,
+                fontweight="bold",
             )
             if r == len(rows) - 1:
-                ax.set_xlabel("frame (latent rollout from frame 0; 20 frames = 1 s)", fontsize=9)
+                ax.set_xlabel(
+                    f"frame (latent rollout from frame 0; {FRAMES_PER_S} frames = 1 s)", fontsize=9
+                )
         axq = fig.add_subplot(gs[3])
         axe = fig.add_subplot(gs[4], sharex=axq)
         for name in ("truth", *MODELS):
-            kw = {
-                "color": COLORS[name],
-                "label": LABELS[name],
-                "lw": 2.2 if name == "truth" else 1.6,
-            }
-            axq.plot(t.numpy(), q[name].numpy(), **kw)
-            axe.plot(t.numpy(), energy[name].numpy(), **kw)
+            axq.plot(t.numpy(), q[name].numpy(), **style.line_style(name))
+            axe.plot(t.numpy(), energy[name].numpy(), **style.line_style(name))
         axq.set_ylabel(r"angle $q=\theta$ (rad)")
-        axq.set_title("Angle read back from the decoded frames", loc="left", fontsize=11)
-        axq.legend(loc="upper right", ncol=3, fontsize=8)
+        axq.set_title("Angle q read back from the decoded frames", loc="left", fontsize=11)
+        style.legend_right(axq)
         axe.set_ylabel(r"$H=\frac{15}{8}(1-\cos q)+p^2$")
-        axe.set_xlabel("frame")
-        axe.set_title("Energy of the mapped coordinates", loc="left", fontsize=11)
+        axe.set_xlabel(f"time (frames; {FRAMES_PER_S} frames = 1 s)")
+        axe.set_title(
+            "Energy H of the mapped coordinates: each decoded frame re-encoded, then mapped "
+            "to (q, p) by a linear fit (flat = energy kept)",
+            loc="left",
+            fontsize=10,
+        )
+        axq.tick_params(labelbottom=False)  # shares the energy panel's time axis
         for ax in (axq, axe):
             ax.grid(True, alpha=0.3)
         axq.set_xlim(0, float(t[-1]))
-        axe.set_ylim(bottom=0)
+        curves = {k: v.numpy() for k, v in energy.items()}
+        if not style.set_robust_ylim(axe, curves):
+            axe.set_ylim(bottom=0)
         return save(fig, path_stem)
 
 
-def write_gif(
-    truth: Tensor, preds: dict[str, Tensor], path: Path, *, scale: int = 5, ms_per_frame: int = 50
-) -> Path | None:
-    """Animated GIF: ground truth | baseline | HNN side by side, labelled. ``None`` without Pillow."""
+def _font(size: int):
+    """A TrueType font of ``size`` pixels: matplotlib's DejaVu Sans, else Pillow's default."""
+    from matplotlib import font_manager
+    from PIL import ImageFont
+
     try:
-        from PIL import Image, ImageDraw, ImageFont
+        return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
+    except OSError:  # pragma: no cover - matplotlib ships DejaVu Sans
+        return ImageFont.load_default(size)
+
+
+def write_gif(
+    truth: Tensor,
+    preds: dict[str, Tensor],
+    path: Path,
+    *,
+    scale: int | None = None,
+    ms_per_frame: int = 50,
+) -> Path | None:
+    """Animated GIF: ground truth | baseline | HNN side by side, labelled.
+
+    Frames are enlarged ``scale`` times (default: the most that fits :data:`GIF_WIDTH`, the
+    width the report shows it at, so nothing is rescaled there) and the GIF is padded to
+    :data:`GIF_WIDTH`. Text is drawn with a TrueType font (matplotlib's DejaVu Sans) at a
+    legible size. ``None`` without Pillow.
+    """
+    try:
+        from PIL import Image, ImageDraw
     except ImportError:  # pragma: no cover - matplotlib depends on Pillow
         return None
-    panels = [
-        ("Ground truth", truth),
-        ("Baseline NN", preds["baseline"]),
-        ("Hamiltonian NN", preds["hnn"]),
-    ]
-    s = truth.shape[-1] * scale
-    pad, header, footer = 6, 22, 16
-    width = len(panels) * s + (len(panels) + 1) * pad
-    font = ImageFont.load_default()
-    colors = [(0, 0, 0), (214, 39, 40), (31, 119, 180)]
+    from matplotlib.colors import to_rgb
+
+    panels = [("truth", truth), *((k, preds[k]) for k in MODELS)]
+    n, size = len(panels), truth.shape[-1]
+    if scale is None:
+        scale = max(1, (GIF_WIDTH - (n + 1) * 6) // (n * size))
+    s = size * scale
+    pad = max(6, (GIF_WIDTH - n * s) // (n + 1))
+    header, footer = 26, 24
+    width = max(GIF_WIDTH, n * s + (n + 1) * pad)
+    label_font, caption_font = _font(16), _font(13)
     images = []
     for f in range(truth.shape[0]):
         canvas = Image.new("RGB", (width, s + header + footer), (255, 255, 255))
         draw = ImageDraw.Draw(canvas)
-        for j, (label, fr) in enumerate(panels):
+        for j, (name, fr) in enumerate(panels):
             arr = (255 - (fr[f].clamp(0, 0.5) / 0.5 * 255)).round().to(torch.uint8).numpy()
             tile = Image.fromarray(arr, mode="L").resize((s, s), Image.NEAREST).convert("RGB")
             x = pad + j * (s + pad)
             canvas.paste(tile, (x, header))
             draw.rectangle([x - 1, header - 1, x + s, header + s], outline=(200, 200, 200))
-            draw.text((x + 2, 4), label, fill=colors[j], font=font)
+            rgb = tuple(round(255 * c) for c in to_rgb(style.model_color(name)))
+            draw.text(
+                (x + s / 2, header - 4),
+                style.model_label(name),
+                fill=rgb,
+                font=label_font,
+                anchor="mb",
+            )
         draw.text(
-            (pad, s + header + 3),
-            f"frame {f}  (t = {f * GYM_DT:.2f} s; latent rollout from frame 0)",
-            fill=(90, 90, 90),
-            font=font,
+            (pad, s + header + 5),
+            f"frame {f}   t = {f * GYM_DT:.2f} s   (latent rollout from frame 0)",
+            fill=(70, 70, 70),
+            font=caption_font,
         )
-        images.append(canvas.convert("P", palette=Image.ADAPTIVE, colors=64))
+        images.append(canvas.convert("P", palette=Image.ADAPTIVE, colors=128))
 
     def write(tmp: Path) -> None:
         images[0].save(
