@@ -91,7 +91,10 @@ def plot_rollouts(
             if name == "truth":
                 continue
             mse = (traj - trajs["truth"]).pow(2).mean(-1).cpu().numpy()
-            ax.plot(tt[1:], mse[1:], **_kan_style(name))
+            kw = _kan_style(name)
+            if (mse[1:] == 0).all():  # nothing to draw on a log axis: say so in the legend
+                kw["label"] += " (MSE 0: not drawn)"
+            ax.plot(tt[1:], mse[1:], **kw)
         ax.set_yscale("log")
         ax.set_xlabel(style.time_label(time_unit))
         ax.set_ylabel("MSE of (q, p) vs ground truth")
