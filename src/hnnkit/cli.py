@@ -50,6 +50,9 @@ REQUIRED_CONFIG_KEYS = ("system", "model", "seed")
 #: Keys of ``config.json`` that record where and with what a run was made, not what it is:
 #: ``--resume`` and ``evaluate`` compare every other key.
 VOLATILE_CONFIG_KEYS = ("provenance", "dataset", "plugins")
+#: Keys of ``config.json`` derived from the others (the run's Experiment and its hash): the
+#: comparisons name the setting that differs instead.
+DERIVED_CONFIG_KEYS = ("experiment", "config_hash")
 #: Environment variable: comma-separated plugin modules imported before every command.
 PLUGINS_ENV = "HNNKIT_PLUGINS"
 #: ``evaluate --t-span``: the longest horizon END - START, as a multiple of the length of the
@@ -185,7 +188,7 @@ def _config_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """``"key: old → new"`` for each non-volatile key whose value differs between two configs."""
     from .files import strict_json
 
-    keys = sorted((set(old) | set(new)) - set(VOLATILE_CONFIG_KEYS))
+    keys = sorted((set(old) | set(new)) - {*VOLATILE_CONFIG_KEYS, *DERIVED_CONFIG_KEYS})
     diffs = []
     for key in keys:
         a, b = (strict_json(c[key]) if key in c else _ABSENT for c in (old, new))
@@ -558,12 +561,13 @@ def _resolve_train_args(args: argparse.Namespace) -> None:
     ``--optimizer``, ``--steps`` and ``--weight-decay`` default to the model's registered training
     defaults; ``--hidden`` and ``--activation`` to its builder's, for a model that takes them.
     """
-    from .models import get_model
+    from .experiments.spec import train_settings
+    from .models import DEFAULT_KEYS, get_model
 
     entry = get_model(args.model)
-    for key, value in entry.defaults.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+    given = {key: getattr(args, key) for key in DEFAULT_KEYS}
+    for key, value in train_settings(args.model, **given).items():
+        setattr(args, key, value)
     for key in ("hidden", "activation"):
         if getattr(args, key) is None and entry.accepts(key):
             setattr(args, key, entry.options[key])
@@ -710,141 +714,16 @@ def model_from_config(cfg: dict[str, Any], dim: int):
         DataFileError: if a ``kan`` run's config has no ``kan`` section.
         UnknownNameError: if the model is not registered.
     """
-    import torch
-
-    from .models import build_model, get_model
+    from .experiments.run import kan_model, model_from_spec
+    from .experiments.spec import ModelSpec
 
     if cfg["model"] == "kan":
         spec = cfg.get("kan")
         if not isinstance(spec, dict) or "widths" not in spec:
             raise DataFileError("config.json of a kan run has no 'kan' section; retrain the run")
-        return build_model(
-            "kan",
-            dim,
-            generator=torch.Generator(),
-            widths=spec["widths"],
-            grid=spec["grid"],
-            dissipative=bool(spec.get("dissipative")),
-        )
-    entry = get_model(cfg["model"])
-    options: dict[str, Any] = {}
-    if entry.accepts("hidden"):
-        options["hidden"] = tuple(cfg["hidden"])
-    if entry.accepts("activation"):
-        options["activation"] = cfg.get("activation", entry.options["activation"])
-    generator = torch.Generator().manual_seed(cfg["seed"])
-    return build_model(cfg["model"], dim, generator=generator, **options)
-
-
-def _dissipation_rate(model, data) -> dict[str, float]:
-    """The dhnn's learned friction rate over the held-out states (mean ± standard error)."""
-    from .experiments.run import dissipation
-
-    return dissipation(model, data, None)["rate"]
-
-
-def _train_kan(args: argparse.Namespace, cfg: dict[str, Any], data, device, out: Path):
-    """``hnnkit train --model kan``: restarts, grid schedule, optional pruning, in ``out``.
-
-    The run's files are every model's: ``checkpoint.pt`` (written by :func:`hnnkit.train.fit`
-    at each stage of the schedule, so ``--resume`` continues a killed run at step
-    granularity; at the end it also holds the pruned weights, the whole history, the
-    ``kan`` summary and the :data:`hnnkit.symbolic.RUN_ENTRY` that ``hnnkit symbolic``
-    reads) and ``log.csv``. A finished run resumed trains no further.
-    """
-    import torch
-
-    from .models import build_model
-    from .models.kan import kan_regularizer
-    from .symbolic import RUN_ENTRY, kan_run_entry
-    from .train import (
-        CHECKPOINT,
-        LOG,
-        SCHEDULE,
-        FitResult,
-        load_checkpoint,
-        restart_seed,
-        train_with_restarts,
-        update_checkpoint,
-        write_log,
-    )
-
-    ckpt = out / CHECKPOINT
-    if args.resume and ckpt.is_file():
-        state = load_checkpoint(ckpt)
-        if "kan" in state and RUN_ENTRY in state:  # finished: nothing left to train
-            model = model_from_config(cfg, data.dim)
-            model.load_state_dict(state["model"])
-            write_log(out / LOG, state["history"])
-            return FitResult(model=model, history=state["history"]), dict(state["kan"])
-        if SCHEDULE not in state:
-            raise HnnkitValueError(
-                f"cannot resume {out}: its checkpoint was written before --model kan runs could "
-                "resume (it holds no training schedule); pass --force to retrain it"
-            )
-    x_train = data.split("train")[0].to(device, torch.float64)
-    reg = kan_regularizer(x_train, args.l1) if args.l1 > 0 else None
-
-    def build(r: int):
-        gen = torch.Generator().manual_seed(restart_seed(args.seed, r))
-        model = build_model(
-            "kan",
-            data.dim,
-            generator=gen,
-            widths=args.kan_widths,
-            grid=args.grid,
-            dissipative=args.dissipative,
-            x=x_train,
-            device=device,
-        )
-        return model, reg
-
-    model, log = train_with_restarts(
-        build,
-        data,
-        steps=args.steps,
-        restarts=args.restarts,
-        grids=(args.grid,),
-        log_every=args.log_every,
-        quiet=args.quiet,
-        fit_options={
-            "optimizer": args.optimizer,
-            "lr": args.lr,
-            "batch_size": args.batch_size,
-            "weight_decay": args.weight_decay,
-            "seed": args.seed,
-            "config": cfg,
-        },
-        checkpoint=ckpt,
-        resume=args.resume,
-    )
-    model = model.cpu()
-    extra: dict[str, Any] = {
-        "steps": log["steps"],
-        "restart_objectives": log["restart_objectives"],
-        "restart_chosen": log.get("restart_chosen", 0),
-    }
-    if args.prune:
-        pr = model.energy_net.prune(x_train.cpu())
-        extra["pruned_edges"] = [list(e) for e in pr.edges]
-        extra["pruned_nodes"] = [list(n) for n in pr.nodes]
-    update_checkpoint(
-        ckpt,
-        model=model.state_dict(),
-        step=log["steps"],
-        history=log["history"],
-        seconds=log["seconds"],
-        kan=extra,
-        **{RUN_ENTRY: kan_run_entry(model, data, weights=False)},
-    )
-    write_log(out / LOG, log["history"])
-    if not args.quiet:
-        if args.restarts > 1:
-            objectives = ", ".join(f"{v:.3e}" for v in log["restart_objectives"])
-            print(f"restarts: objectives [{objectives}]; kept #{extra['restart_chosen']}")
-        if args.prune:
-            print(f"pruned edges {extra['pruned_edges']}, nodes {extra['pruned_nodes']}")
-    return FitResult(model=model, history=log["history"], seconds=log["seconds"]), extra
+        return kan_model(spec, dim)
+    kwargs = {k: cfg[k] for k in ("hidden", "activation") if cfg.get(k) is not None}
+    return model_from_spec(ModelSpec(cfg["model"], kwargs), dim, cfg["seed"])
 
 
 def _remove_swap_leftovers(out: Path) -> None:
@@ -911,48 +790,59 @@ def _check_resume(out: Path, cfg: dict[str, Any]) -> None:
         _check_config_matches_checkpoint(cfg, load_checkpoint(out / CHECKPOINT), cfg_path, advice)
 
 
-def _train_into(work: Path, args: argparse.Namespace, cfg: dict[str, Any], data, device):
-    """Train into the run directory ``work`` and write all its files; returns (result, metrics)."""
-    from .evaluate import loss_metrics
-    from .files import atomic_write_json
-    from .report import loss_curves, provenance
-    from .train import fit
+def _train_into(work: Path, args: argparse.Namespace, exp, cfg: dict[str, Any], data, device):
+    """Train ``exp`` into the run directory ``work`` (:func:`hnnkit.experiments.run.train_run`)."""
+    from .experiments.run import train_run
 
-    atomic_write_json(
-        work / "config.json", {**cfg, "dataset": data.config, "provenance": provenance()}
+    res, metrics = train_run(
+        exp,
+        data,
+        work,
+        device,
+        config=cfg,
+        resume=args.resume,
+        log_every=args.log_every,
+        quiet=args.quiet,
     )
-    extra: dict[str, Any] = {}
-    if args.model == "kan":
-        res, extra = _train_kan(args, cfg, data, device, work)
-    else:
-        model = model_from_config(cfg, data.dim).to(device)
-        res = fit(
-            model,
-            data,
-            optimizer=args.optimizer,
-            lr=args.lr,
-            steps=args.steps,
-            batch_size=args.batch_size,
-            weight_decay=args.weight_decay,
-            seed=args.seed,
-            log_every=args.log_every,
-            run_dir=work,
-            resume=args.resume,
-            quiet=args.quiet,
-            config=cfg,
-            through_step=args.through_step,
-        )
-    metrics: dict[str, Any] = dict(loss_metrics(res.model, data, through_step=args.through_step))
-    metrics["train_seconds"] = res.seconds
-    if args.model == "dhnn":
-        metrics["dissipation_rate"] = _dissipation_rate(res.model, data)
-    if extra:
-        metrics["kan"] = extra
-    atomic_write_json(work / "metrics.json", metrics)
-    loss_curves(
-        {args.model: res.history}, work / "loss", title=f"{args.system} {args.model}: loss vs step"
-    )
+    kan = metrics.get("kan")
+    if kan and not args.quiet:
+        if args.restarts > 1:
+            objectives = ", ".join(f"{v:.3e}" for v in kan["restart_objectives"])
+            print(f"restarts: objectives [{objectives}]; kept #{kan['restart_chosen']}")
+        if args.prune:
+            print(f"pruned edges {kan['pruned_edges']}, nodes {kan['pruned_nodes']}")
     return res, metrics
+
+
+def _experiment(args: argparse.Namespace, cfg: dict[str, Any]):
+    """The :class:`~hnnkit.experiments.spec.Experiment` of ``hnnkit train``'s checked options."""
+    from .experiments.spec import DataSpec, Experiment, ModelSpec, TrainSpec
+
+    if "data" in cfg:
+        data = DataSpec(file=cfg["data"]["path"], test_fraction=args.test_fraction)
+    elif args.system == "real-pendulum":
+        data = DataSpec(system=args.system)
+    else:
+        custom = {k: cfg[k] for k in ("hamiltonian", "dof") if k in cfg}
+        data = DataSpec(
+            system=args.system,
+            params={**custom, **cfg.get("params", {})},
+            n_trajectories=args.n_trajectories,
+            n_points=args.n_points,
+            noise_std=args.noise_std,
+            test_fraction=args.test_fraction,
+            energy_range=cfg.get("energy_range"),
+        )
+    kwargs = {k: cfg[k] for k in ("hidden", "activation") if cfg.get(k) is not None}
+    train = TrainSpec(
+        optimizer=args.optimizer,
+        lr=args.lr,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        weight_decay=args.weight_decay,
+        loss="through-step" if args.through_step else "derivative",
+    )
+    return Experiment(data, ModelSpec(args.model, kwargs), train, seed=args.seed)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -1005,7 +895,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.model == "kan":
             raise HnnkitValueError("--through-step is for --model hnn, baseline or dhnn, not kan")
         cfg["through_step"] = True
-    data = _dataset_from_config(cfg)
+    from .experiments.run import load_data
+
+    exp = _experiment(args, cfg)
+    cfg.update(experiment=exp.to_dict(), config_hash=exp.config_hash())
+    data = load_data(exp.data, exp.data_seed, sha256=cfg.get("data", {}).get("sha256"))
     if args.through_step and data.step is None:
         raise HnnkitValueError(
             f"--through-step needs targets that are forward differences (as real-pendulum's); "
@@ -1020,7 +914,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             has_run = any((out / f).exists() for f in RUN_FILES)
             if has_run and args.resume:
                 _check_resume(out, cfg)
-                res, metrics = _train_into(out, args, cfg, data, device)
+                res, metrics = _train_into(out, args, exp, cfg, data, device)
             elif has_run and not args.force:
                 raise HnnkitValueError(
                     f"{out} already holds a run; pass --resume to continue it or --force to "
@@ -1037,7 +931,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 staging = out.parent / f".{out.name}.tmp-{os.getpid()}"
                 with DirectoryLock(staging, "hnnkit train"):
                     try:
-                        res, metrics = _train_into(staging, args, cfg, data, device)
+                        res, metrics = _train_into(staging, args, exp, cfg, data, device)
                         _swap_in(staging, out)
                         created = False
                     except BaseException as exc:
@@ -1297,9 +1191,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     """``hnnkit run EXPERIMENT.toml``: train and evaluate one experiment into OUT/<name or hash>."""
     from .experiments.reproduce import resolve_device
     from .experiments.run import run_experiment
-    from .experiments.spec import Experiment
+    from .experiments.spec import Experiment, resolve_train
 
-    exp = Experiment.from_toml(args.experiment)
+    exp = resolve_train(Experiment.from_toml(args.experiment))  # the hash of the settings used
     device = resolve_device(args.device)
     run_dir, metrics = run_experiment(exp, args.out, device=device, quiet=args.quiet)
     for key, cell in metrics.items():
@@ -1310,13 +1204,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends ``(default: X)`` to an option's help where it has a default worth showing (not
+    ``None``, not a flag's ``False``) and the help does not already say it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if (
+            "default" in text
+            or action.default is None
+            or action.default is False
+            or action.default == argparse.SUPPRESS
+            or isinstance(action.default, list)
+            or not action.option_strings
+        ):
+            return text
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
+
+def _names(names: Any) -> str:
+    return ", ".join(names)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The ``hnnkit`` parser; ``--model``'s choices are the models registered when it is built."""
+    """The ``hnnkit`` parser; ``--model``'s choices are the models registered when it is built,
+    and ``--system``'s and ``--tasks``' help lists the registered systems and tasks (the
+    plugins' included: :func:`main` imports them first)."""
+    from .experiments.tasks import PROFILES, list_tasks
     from .models import list_models
+    from .systems import list_systems
 
     p = argparse.ArgumentParser(
         prog="hnnkit",
         description="Hamiltonian neural networks: train, evaluate, reproduce, extract a formula.",
+        epilog="`hnnkit COMMAND --help` lists a command's options, their defaults and choices.",
+        formatter_class=_HelpFormatter,
     )
     _add_top_level_options(p)
     sub = p.add_subparsers(dest="command", required=True)
@@ -1335,8 +1257,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--system",
         default=None,
-        help="a name from `hnnkit systems`, real-pendulum, or custom with --hamiltonian "
-        "(one of --system and --data is needed)",
+        metavar="NAME",
+        help="the system to simulate: one of "
+        f"{_names(n for n in list_systems() if n != 'custom')} (`hnnkit systems` describes "
+        "them); real-pendulum (the measured recording); or custom with --hamiltonian. One of "
+        "--system and --data is needed",
     )
     u = t.add_argument_group("your own system or data")
     u.add_argument(
@@ -1382,16 +1307,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         choices=list(list_models()),
         default="hnn",
-        help="a name from `hnnkit models` (default hnn): hnn, baseline, dhnn (an HNN plus a "
-        "learned dissipation, for friction), kan (an HNN whose energy is a Kolmogorov–Arnold "
-        "network), or one a --plugin registers",
+        metavar="NAME",
+        help=f"the model, one of {_names(list_models())} (default hnn; `hnnkit models` "
+        "describes them): baseline, an MLP of the vector field; hnn, the Hamiltonian network; "
+        "dhnn, an HNN plus a learned dissipation, for friction; kan, an HNN whose energy is a "
+        "Kolmogorov–Arnold network; a --plugin may register more",
     )
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--out", required=True, help="run directory (created)")
+    t.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the data, the initialisation and the minibatches; the same seed gives the "
+        "same run",
+    )
+    t.add_argument("--out", required=True, help="run directory (created; required)")
     t.add_argument(
         "--steps", type=int, default=None, help="default: the model's (see `hnnkit models`)"
     )
-    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--lr", type=float, default=1e-3, help="learning rate")
     t.add_argument(
         "--optimizer",
         choices=["adam", "lbfgs"],
@@ -1409,7 +1342,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--hidden",
         type=_hidden,
         default=None,
-        help="hidden sizes, e.g. 200,200 (default: the model's); for models that take them",
+        metavar="N,N",
+        help="hidden layer sizes, e.g. 200,200 (default: the model's); for models that take them",
     )
     t.add_argument(
         "--activation",
@@ -1417,11 +1351,32 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["tanh", "relu", "softplus", "silu"],
         help="default: the model's; for models that take one",
     )
-    t.add_argument("--n-trajectories", type=int, default=None)
-    t.add_argument("--n-points", type=int, default=None)
-    t.add_argument("--noise-std", type=float, default=None)
-    t.add_argument("--log-every", type=int, default=100)
-    t.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    t.add_argument(
+        "--n-trajectories",
+        type=int,
+        default=None,
+        help="simulated trajectories to generate (default: the system's, e.g. 50 for spring)",
+    )
+    t.add_argument(
+        "--n-points",
+        type=int,
+        default=None,
+        help="points per trajectory (default: the system's, e.g. 30 for spring)",
+    )
+    t.add_argument(
+        "--noise-std",
+        type=float,
+        default=None,
+        help="standard deviation of the Gaussian noise added to the simulated states (default: "
+        "the system's, 0.1 for spring and pendulum as in the paper)",
+    )
+    t.add_argument(
+        "--log-every",
+        type=int,
+        default=100,
+        help="write train and test loss to OUT/log.csv every this many steps",
+    )
+    t.add_argument("--device", default="cpu", help="where to train: cpu, cuda or auto")
     t.add_argument(
         "--resume",
         action="store_true",
@@ -1480,7 +1435,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="metrics and figures for a trained run directory")
-    e.add_argument("run_dir")
+    e.add_argument("run_dir", help="a run directory written by `hnnkit train --out DIR`")
     e.add_argument(
         "--t-span",
         type=float,
@@ -1513,21 +1468,56 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument("--json", metavar="FILE", default=None, help="also write the result as JSON")
     y.set_defaults(func=cmd_symbolic)
 
-    r = sub.add_parser("reproduce", help="regenerate Table 1, the figures and report.html")
-    r.add_argument("--tasks", default=None, help="comma-separated; default all")
-    r.add_argument("--profile", default="quick", help="smoke, quick or paper")
+    r = sub.add_parser(
+        "reproduce",
+        help="regenerate Table 1, the figures and report.html",
+        description="Train and evaluate the paper's tasks and write OUT/results.json, "
+        "OUT/table.md and OUT/report.html (a summary with one line per task at the top). "
+        "Finished seeds and tasks are reused; a killed run continues where it stopped. The "
+        "default profile is quick (all tasks in minutes on a laptop CPU).",
+    )
+    r.add_argument(
+        "--tasks",
+        default=None,
+        metavar="A,B",
+        help=f"comma-separated tasks, from: {_names(list_tasks())} (default: all of them)",
+    )
+    r.add_argument(
+        "--profile",
+        default="quick",
+        help=f"one of {_names(PROFILES)}. smoke: seconds, checks the pipeline; quick: minutes, "
+        "reduced data and steps; paper: the paper's settings",
+    )
     r.add_argument(
         "--protocol",
         default="corrected",
-        help="corrected (default) or original: the protocol of the headline metrics; table.md and report.html show both beside the paper",
+        help="corrected or original: the protocol of the headline metrics; table.md and report.html show both beside "
+        "the paper",
     )
-    r.add_argument("--seeds", type=int, default=None, help="default: 1 (smoke, quick) or 3 (paper)")
-    r.add_argument("--device", default="cpu", help="cpu, cuda or auto")
-    r.add_argument("--out", default="results")
+    r.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help="seeds per task (default: 1 for smoke and quick, 3 for paper)",
+    )
+    r.add_argument("--device", default="cpu", help="where to train: cpu, cuda or auto")
+    r.add_argument(
+        "--out",
+        default="results",
+        metavar="DIR",
+        help="directory for results.json, table.md, report.html and one folder per task "
+        "(TASK/seedN: checkpoints and metrics; TASK/figures); created if missing, and what it "
+        "already holds is reused",
+    )
     r.add_argument(
         "--force", action="store_true", help="recompute tasks already in OUT/results.json"
     )
-    r.add_argument("--quiet", action="store_true")
+    r.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars in a terminal and no progress lines in a log file (the table and "
+        "the final summary are still printed)",
+    )
     r.set_defaults(func=cmd_reproduce)
 
     x = sub.add_parser(
@@ -1540,9 +1530,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="parent directory; the run goes to OUT/<name or config hash> (default runs); a "
         "finished run of the same experiment there is reused",
     )
-    x.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    x.add_argument("--device", default="cpu", help="where to train: cpu, cuda or auto")
     x.add_argument("--quiet", action="store_true", help="no progress bar")
     x.set_defaults(func=cmd_run)
+    for command in sub.choices.values():  # every subcommand shows its defaults
+        command.formatter_class = _HelpFormatter
     return p
 
 
