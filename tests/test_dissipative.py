@@ -181,7 +181,7 @@ def test_damped_systems_are_registered_and_validate_gamma():
 
 # -- the reproduce task ------------------------------------------------------------------
 def test_reproduce_smoke_damped_pendulum_has_dhnn_rows(tmp_path, monkeypatch):
-    from hnnkit.experiments import run as run_module
+    import hnnkit.train
     from hnnkit.experiments.reproduce import reproduce
 
     decays = {}
@@ -190,7 +190,8 @@ def test_reproduce_smoke_damped_pendulum_has_dhnn_rows(tmp_path, monkeypatch):
         decays[type(model).__name__] = kwargs["weight_decay"]
         return fit(model, data, **kwargs)
 
-    monkeypatch.setattr(run_module, "fit", recording_fit)  # every task model trains there
+    # every task model trains through hnnkit.train.fit, looked up at each call
+    monkeypatch.setattr(hnnkit.train, "fit", recording_fit)
 
     out = tmp_path / "r"
     reproduce(out, tasks="damped-pendulum", profile="smoke", quiet=True, echo=lambda s: None)
