@@ -309,3 +309,21 @@ def test_run_pixel_pendulum_smoke(tmp_path):
     ).exists()
     with pytest.raises(UnknownNameError, match="profile"):
         run_pixel_pendulum(tmp_path / "x", profile="huge")
+
+
+def test_the_task_builds_its_models_through_the_registry():
+    from hnnkit.experiments import pixel_pendulum as pp
+    from hnnkit.models import get_model, list_models
+
+    assert set(pp.REGISTERED) == set(pp.MODELS)
+    assert set(pp.REGISTERED.values()) == set(list_models(data="pixels"))
+    paper = pp.PROFILES["paper"]
+    for name in pp.REGISTERED.values():
+        # the registry lists the paper profile's training settings
+        assert dict(get_model(name).defaults) == {
+            "optimizer": "adam",
+            "steps": paper.steps,
+            "weight_decay": paper.weight_decay,
+        }
+    assert get_model("pixel-baseline").builder(8, generator=None).baseline
+    assert not get_model("pixel-hnn").builder(8, generator=None).baseline

@@ -15,6 +15,7 @@ from hnnkit.models import (
     HNN,
     Baseline,
     DissipativeHNN,
+    PixelHNN,
     build_model,
     build_with_shared_options,
     get_model,
@@ -23,8 +24,10 @@ from hnnkit.models import (
     train_defaults,
     unregister_model,
 )
+from hnnkit.models.registry import DATA_KINDS, PHASE_SPACE, PIXELS
 
 BUILT_IN = ("baseline", "dhnn", "hnn", "kan")
+PIXEL_MODELS = ("pixel-baseline", "pixel-hnn")
 DEFAULTS = {"optimizer": "adam", "steps": 3, "weight_decay": 0.25}
 
 
@@ -46,6 +49,15 @@ def scratch():
 def test_the_built_in_models_are_registered():
     assert set(BUILT_IN) <= set(list_models())
     assert list(list_models()) == sorted(list_models())
+
+
+def test_each_model_says_what_data_it_learns_from():
+    assert {get_model(name).data for name in BUILT_IN} == {PHASE_SPACE}
+    assert {get_model(name).data for name in PIXEL_MODELS} == {PIXELS}
+    phase_space, pixels = list_models(data=PHASE_SPACE), list_models(data=PIXELS)
+    assert set(BUILT_IN) <= set(phase_space) and set(pixels) == set(PIXEL_MODELS)
+    assert {**phase_space, **pixels} == list_models()
+    assert list(phase_space) == sorted(phase_space)
 
 
 @pytest.mark.parametrize(
@@ -135,6 +147,86 @@ def _fixed(dim, *, generator=None):
     return HNN(dim, hidden=(3,), generator=generator)
 
 
+# -- the pixel models ------------------------------------------------------------------------
+@pytest.mark.parametrize("name, baseline", [("pixel-hnn", False), ("pixel-baseline", True)])
+def test_the_pixel_models_build_through_the_registry_with_their_shapes(name, baseline):
+    entry = get_model(name)
+    assert entry.data == PIXELS
+    assert dict(entry.options) == {
+        "latent_dim": 2,
+        "ae_hidden": 200,
+        "n_residual": 2,
+        "ae_activation": "relu",
+        "latent_hidden": (200, 200),
+        "latent_activation": "tanh",
+        "hnn_weight": 0.1,
+        "velocity_weight": 1.0,
+    }
+    input_dim = 2 * 6 * 6  # two stacked 6×6 frames
+    g = torch.Generator().manual_seed(0)
+    model = build_model(name, input_dim, generator=g, ae_hidden=16, latent_hidden=(8, 8))
+    assert isinstance(model, PixelHNN) and model.baseline is baseline
+    assert (model.input_dim, model.latent_dim) == (input_dim, 2)
+    assert model.autoencoder.enc_in.out_features == 16
+    x = torch.rand(5, input_dim, generator=torch.Generator().manual_seed(1))
+    z = model.encode(x)
+    assert z.shape == (5, 2)
+    assert model.vector_field(None, z).shape == (5, 2)
+    assert model.decode(z).shape == model(x).shape == (5, input_dim)
+    assert model.loss(x, x).shape == ()
+
+
+@pytest.mark.parametrize("name, baseline", [("pixel-hnn", False), ("pixel-baseline", True)])
+def test_a_registered_pixel_model_is_the_pixelhnn_the_task_built_before(name, baseline):
+    """Same class, same generator draws in the same order: the same initial parameters."""
+    options = {"ae_hidden": 12, "latent_hidden": (6, 6)}
+    ours = build_model(name, 32, generator=torch.Generator().manual_seed(4), **options)
+    direct = PixelHNN(32, baseline=baseline, generator=torch.Generator().manual_seed(4), **options)
+    pairs = list(zip(ours.state_dict().items(), direct.state_dict().items(), strict=True))
+    for (ka, a), (kb, b) in pairs:
+        assert ka == kb and torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", PIXEL_MODELS)
+def test_phase_space_callers_refuse_a_pixel_model(name):
+    message = "learns from pixels, not phase-space; it is trained by the pixel pendulum task only"
+    with pytest.raises(HnnkitValueError, match=message) as info:
+        get_model(name, data=PHASE_SPACE)
+    assert "`hnnkit reproduce --tasks pixel-pendulum`" in str(info.value)
+    assert "(the phase-space models: baseline, dhnn, hnn, kan" in str(info.value)
+    with pytest.raises(HnnkitValueError, match=message):
+        build_with_shared_options(name, 2, generator=None, hidden=(8,))
+    with pytest.raises(HnnkitValueError, match=message):
+        reproduce.build_model(name, 2, (8, 8), 0)
+    assert get_model(name, data=PIXELS) is get_model(name)
+
+
+@pytest.mark.parametrize("name", PIXEL_MODELS)
+def test_hnnkit_train_refuses_a_pixel_model_in_one_line(name, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--system", "spring", "--model", name, "--out", str(run)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith(f"hnnkit train: error: model '{name}' learns from pixels")
+    assert "pixel pendulum task only: `hnnkit reproduce --tasks pixel-pendulum`" in captured.err
+    assert not run.exists()
+
+
+def test_hnnkit_train_offers_only_the_phase_space_models(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--system", "spring", "--model", "pixel-hmm", "--out", "x"])
+    err = capsys.readouterr().err
+    choices = err.split("(choose from ")[1]
+    assert all(f"'{name}'" in choices for name in BUILT_IN)
+    assert not any(name in choices for name in PIXEL_MODELS)
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")  # unwrapped
+    assert "one of baseline, dhnn, hnn, kan" in text
+    assert "not pixel-baseline, pixel-hnn: the pixel pendulum task only" in text
+
+
 # -- register_model's checks -----------------------------------------------------------------
 @pytest.mark.parametrize(
     "name, builder, kwargs, message",
@@ -149,6 +241,7 @@ def _fixed(dim, *, generator=None):
         ("ok", lambda dim, *, generator, h: None, {}, "cannot be called as builder"),
         ("ok", _tiny, {"description": ""}, "description must be one non-empty line"),
         ("ok", _tiny, {"description": "a\nb"}, "description must be one non-empty line"),
+        ("ok", _tiny, {"data": "frames"}, "data must be one of phase-space, pixels, got 'frames'"),
         ("ok", _tiny, {"defaults": [1]}, "defaults must be a mapping"),
         ("ok", _tiny, {"defaults": {"optimizer": "adam"}}, "missing steps, weight_decay"),
         ("ok", _tiny, {"defaults": {**DEFAULTS, "lr": 1}}, "unknown lr"),
@@ -241,4 +334,14 @@ def test_hnnkit_models_lists_every_model_in_aligned_columns(capsys):
         assert row[start["optimizer"] :].split()[0] == d["optimizer"]
         assert int(row[:steps_end].split()[-1]) == d["steps"]
         assert float(row[:wd_end].split()[-1]) == pytest.approx(d["weight_decay"], rel=1e-6)
-        assert row[start["description"] :] == entry.description
+        if entry.data == PHASE_SPACE:
+            assert row[start["description"] :] == entry.description
+        else:  # marked: what trains it
+            mark = f"({entry.data}; {DATA_KINDS[entry.data]})"
+            assert row[start["description"] :] == f"{entry.description} {mark}"
+    pixel_rows = [r for r in rows if r.split()[0] in PIXEL_MODELS]
+    assert len(pixel_rows) == 2
+    for row in pixel_rows:
+        assert row.endswith(
+            "(pixels; the pixel pendulum task only: `hnnkit reproduce --tasks pixel-pendulum`)"
+        )

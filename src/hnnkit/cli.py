@@ -321,8 +321,10 @@ def cmd_systems(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    """``hnnkit models``: each registered model, its training defaults and its description."""
+    """``hnnkit models``: each registered model, its training defaults and its description;
+    a model that does not learn from phase-space states says what trains it."""
     from .models import list_models
+    from .models.registry import DATA_KINDS, PHASE_SPACE
 
     header = ("name", "optimizer", "steps", "weight-decay", "description")
     rows = [
@@ -331,7 +333,9 @@ def cmd_models(args: argparse.Namespace) -> int:
             e.defaults["optimizer"],
             str(e.defaults["steps"]),
             f"{e.defaults['weight_decay']:g}",
-            e.description,
+            e.description
+            if e.data == PHASE_SPACE
+            else f"{e.description} ({e.data}; {DATA_KINDS[e.data]})",
         )
         for name, e in list_models().items()
     ]
@@ -390,7 +394,7 @@ def _system_from_config(cfg: dict[str, Any]):
                 "config.json of a --system custom run lacks its 'hamiltonian'; retrain the run"
             )
         return Custom(cfg["hamiltonian"], cfg.get("dof", 1), parameters=cfg.get("params") or {})
-    return get_system(cfg["system"])
+    return get_system(cfg["system"], **(cfg.get("params") or {}))  # e.g. a kan-spring run's
 
 
 def _parse_params(items: list[str] | None) -> dict[str, float]:
@@ -563,8 +567,9 @@ def _resolve_train_args(args: argparse.Namespace) -> None:
     """
     from .experiments.spec import train_settings
     from .models import DEFAULT_KEYS, get_model
+    from .models.registry import PHASE_SPACE
 
-    entry = get_model(args.model)
+    entry = get_model(args.model, data=PHASE_SPACE)  # a pixel model: where it is trained
     given = {key: getattr(args, key) for key in DEFAULT_KEYS}
     for key, value in train_settings(args.model, **given).items():
         setattr(args, key, value)
@@ -1226,12 +1231,36 @@ def _names(names: Any) -> str:
     return ", ".join(names)
 
 
+def _by_data(names: Any) -> dict[str, list[str]]:
+    """Registered model names grouped by the data they learn from."""
+    from .models import get_model
+
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(get_model(name).data, []).append(name)
+    return groups
+
+
+class _ModelChoices(list):
+    """``train --model``'s choices: the phase-space models (listed in argparse's "invalid choice"
+    message); a registered model of other data passes the parser, so that ``train`` refuses it
+    with one line saying what trains it."""
+
+    def __init__(self, trainable: Any, others: Any) -> None:
+        super().__init__(trainable)
+        self.others = frozenset(others)
+
+    def __contains__(self, name: object) -> bool:
+        return list.__contains__(self, name) or name in self.others
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``hnnkit`` parser; ``--model``'s choices are the models registered when it is built,
     and ``--system``'s and ``--tasks``' help lists the registered systems and tasks (the
     plugins' included: :func:`main` imports them first)."""
     from .experiments.tasks import PROFILES, list_tasks
     from .models import list_models
+    from .models.registry import DATA_KINDS, PHASE_SPACE
     from .systems import list_systems
 
     p = argparse.ArgumentParser(
@@ -1303,15 +1332,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="fraction of whole trajectories held out (default: the system's; 0.2 for a CSV)",
     )
+    trainable = list_models(data=PHASE_SPACE)
+    others = [name for name in list_models() if name not in trainable]
     t.add_argument(
         "--model",
-        choices=list(list_models()),
+        choices=_ModelChoices(trainable, others),
         default="hnn",
         metavar="NAME",
-        help=f"the model, one of {_names(list_models())} (default hnn; `hnnkit models` "
+        help=f"the model, one of {_names(trainable)} (default hnn; `hnnkit models` "
         "describes them): baseline, an MLP of the vector field; hnn, the Hamiltonian network; "
         "dhnn, an HNN plus a learned dissipation, for friction; kan, an HNN whose energy is a "
-        "Kolmogorov–Arnold network; a --plugin may register more",
+        "Kolmogorov–Arnold network; a --plugin may register more"
+        + "".join(
+            f"; not {_names(names)}: {DATA_KINDS[kind]}" for kind, names in _by_data(others).items()
+        ),
     )
     t.add_argument(
         "--seed",
@@ -1453,8 +1487,7 @@ def build_parser() -> argparse.ArgumentParser:
     y.add_argument(
         "run_dir",
         help="a run directory of `hnnkit train --model kan [--dissipative] --out DIR` (a "
-        "dissipative run prints H and D), or a kan-spring model directory such as OUT/kan-hnn "
-        "(holding kan_run.pt)",
+        "dissipative run prints H and D), or a kan-spring model directory such as OUT/kan-hnn",
     )
     y.add_argument(
         "--library",

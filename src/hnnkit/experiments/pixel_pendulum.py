@@ -1,7 +1,8 @@
 r"""Task 5 of the HNN paper: a pendulum seen only through pixels.
 
 :func:`run_pixel_pendulum` renders the data (:func:`hnnkit.data.pixels.pixel_pendulum_dataset`),
-trains the baseline and the HNN autoencoders (:class:`hnnkit.models.autoencoder.PixelHNN`)
+trains the baseline and the HNN autoencoders (:class:`hnnkit.models.autoencoder.PixelHNN`,
+built through the model registry as ``pixel-baseline`` and ``pixel-hnn``, see :data:`REGISTERED`)
 with the original's settings (greydanus/hamiltonian-nn ``experiment-pixels/train.py``: Adam,
 lr 1e-3, weight decay 1e-5, batches of 200 drawn with ``randperm``, ``steps + 1`` updates),
 and reports Table 1's row 5.
@@ -50,12 +51,15 @@ from ..errors import HnnkitValueError, check_choice
 from ..evaluate.pixels import energy_metric, fit_code_to_coords, per_sample_loss
 from ..files import atomic_write_json
 from ..metrics import mean_sem
+from ..models import build_model
 from ..models.autoencoder import PixelHNN
 from ..report.pixels import fig8, write_gif
 from ..train import Progress, fit
 from ._seeds import run_seeds
 
 MODELS = ("baseline", "hnn")
+#: Each model's name in the model registry (``data="pixels"``), which builds it.
+REGISTERED = {"baseline": "pixel-baseline", "hnn": "pixel-hnn"}
 #: Table 1, row 5 (×10³): (mean, ±) per model and column.
 PAPER = {
     "baseline": {"train": (18, 0.2), "test": (17, 0.3), "energy": (9.3, 1)},
@@ -273,12 +277,12 @@ def run_pixel_pendulum(
     evals: dict[str, dict[str, Any]] = {}
     for kind in MODELS:
         gen = torch.Generator().manual_seed(seed)
-        model = PixelHNN(
+        model = build_model(
+            REGISTERED[kind],
             data.input_dim,
-            baseline=(kind == "baseline"),
+            generator=gen,
             ae_hidden=cfg.ae_hidden,
             latent_hidden=cfg.latent_hidden,
-            generator=gen,
         ).to(dev)
         say(f"[pixel-pendulum] training {kind} for {cfg.steps} steps")
         t1 = time.perf_counter()

@@ -19,6 +19,10 @@ original's ``z + model.time_derivative(z)``, commented "replace with rk4"). The 
 velocity term makes :math:`p` the per-frame change of :math:`q`, so the code looks like
 a position and a velocity. Gradients flow through every term into the encoder, as in
 the original.
+
+Registered (``data="pixels"``) as ``pixel-hnn`` and ``pixel-baseline``:
+``build_model("pixel-hnn", input_dim, generator=g, ae_hidden=..., latent_hidden=...)``. The
+pixel-pendulum task builds its models this way; ``hnnkit train`` does not offer them.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from ..errors import HnnkitValueError, check_choice
 from .baseline import Baseline
 from .hnn import HNN
 from .mlp import ACTIVATIONS
+from .registry import PIXELS, register_model
 
 
 def _check_dim(name: str, value: object) -> int:
@@ -320,3 +325,83 @@ class PixelHNN(nn.Module):
         with torch.no_grad():
             z = odeint(field, z0, t, method=method, rtol=rtol, atol=atol)
             return z, self.decode(z)
+
+
+def build_pixel_hnn(
+    input_dim: int,
+    *,
+    generator: torch.Generator | None = None,
+    latent_dim: int = 2,
+    ae_hidden: int = 200,
+    n_residual: int = 2,
+    ae_activation: str = "relu",
+    latent_hidden: Sequence[int] = (200, 200),
+    latent_activation: str = "tanh",
+    hnn_weight: float = 0.1,
+    velocity_weight: float = 1.0,
+) -> PixelHNN:
+    """The registered ``pixel-hnn``: a :class:`PixelHNN` with an HNN on the code, for flattened
+    inputs of size ``input_dim`` (``2 · size²``); the options are :class:`PixelHNN`'s."""
+    return PixelHNN(
+        input_dim,
+        latent_dim,
+        baseline=False,
+        ae_hidden=ae_hidden,
+        n_residual=n_residual,
+        ae_activation=ae_activation,
+        latent_hidden=latent_hidden,
+        latent_activation=latent_activation,
+        hnn_weight=hnn_weight,
+        velocity_weight=velocity_weight,
+        generator=generator,
+    )
+
+
+def build_pixel_baseline(
+    input_dim: int,
+    *,
+    generator: torch.Generator | None = None,
+    latent_dim: int = 2,
+    ae_hidden: int = 200,
+    n_residual: int = 2,
+    ae_activation: str = "relu",
+    latent_hidden: Sequence[int] = (200, 200),
+    latent_activation: str = "tanh",
+    hnn_weight: float = 0.1,
+    velocity_weight: float = 1.0,
+) -> PixelHNN:
+    """The registered ``pixel-baseline``: a :class:`PixelHNN` with a baseline MLP on the code
+    (``baseline=True``); otherwise as :func:`build_pixel_hnn`."""
+    return PixelHNN(
+        input_dim,
+        latent_dim,
+        baseline=True,
+        ae_hidden=ae_hidden,
+        n_residual=n_residual,
+        ae_activation=ae_activation,
+        latent_hidden=latent_hidden,
+        latent_activation=latent_activation,
+        hnn_weight=hnn_weight,
+        velocity_weight=velocity_weight,
+        generator=generator,
+    )
+
+
+#: The pixel-pendulum task's own training settings (its ``paper`` profile), listed by
+#: ``hnnkit models``; the task takes them from its profiles.
+PIXEL_DEFAULTS = {"optimizer": "adam", "steps": 10_000, "weight_decay": 1e-5}
+
+register_model(
+    "pixel-hnn",
+    build_pixel_hnn,
+    description="autoencoder of pixel frames + HNN on its 2-D code, the paper's task 5",
+    defaults=PIXEL_DEFAULTS,
+    data=PIXELS,
+)
+register_model(
+    "pixel-baseline",
+    build_pixel_baseline,
+    description="autoencoder of pixel frames + baseline MLP of its 2-D code's vector field",
+    defaults=PIXEL_DEFAULTS,
+    data=PIXELS,
+)

@@ -18,6 +18,13 @@ passes on from ``--hidden`` and ``--activation``). It returns a module whose
 
 ``defaults`` are the training settings that ``hnnkit train`` uses when ``--optimizer``,
 ``--steps`` or ``--weight-decay`` is not given; this registry is the only place they live.
+
+``data`` says what a model learns from (:data:`DATA_KINDS`): ``"phase-space"`` (the default)
+for the models above; ``"pixels"`` for a model whose builder's first argument is the size of a
+flattened input of pixels and whose ``vector_field`` acts on its latent code (the pixel
+pendulum's ``pixel-hnn`` and ``pixel-baseline``, trained only by that task). ``hnnkit train``,
+``hnnkit run`` and the phase-space tasks take phase-space models only
+(``get_model(name, data="phase-space")``).
 """
 
 from __future__ import annotations
@@ -38,6 +45,16 @@ from ..registry import Registry
 #: The keys of a model's training defaults, in the order ``hnnkit models`` shows them.
 DEFAULT_KEYS = ("optimizer", "steps", "weight_decay")
 
+PHASE_SPACE = "phase-space"
+PIXELS = "pixels"
+#: What a model learns from → what trains it (shown by ``hnnkit models`` and in errors).
+DATA_KINDS: Mapping[str, str] = MappingProxyType(
+    {
+        PHASE_SPACE: "`hnnkit train`, `hnnkit run` and the phase-space tasks",
+        PIXELS: "the pixel pendulum task only: `hnnkit reproduce --tasks pixel-pendulum`",
+    }
+)
+
 Builder = Callable[..., nn.Module]
 
 
@@ -47,10 +64,13 @@ class ModelEntry:
 
     Attributes:
         name: the registered name (``hnnkit train --model NAME``).
-        builder: ``builder(dim, *, generator, **options) -> nn.Module``.
+        builder: ``builder(dim, *, generator, **options) -> nn.Module`` (``dim``: the
+            phase-space dimension, or the flattened input size of a ``"pixels"`` model).
         description: one line for ``hnnkit models``.
         defaults: ``{"optimizer", "steps", "weight_decay"}``, read-only.
         options: the builder's keyword options (besides ``generator``) and their defaults.
+        data: what the model learns from, a key of :data:`DATA_KINDS` (``"phase-space"`` or
+            ``"pixels"``).
     """
 
     name: str
@@ -58,6 +78,7 @@ class ModelEntry:
     description: str
     defaults: Mapping[str, Any]
     options: Mapping[str, Any]
+    data: str = PHASE_SPACE
 
     def accepts(self, option: str) -> bool:
         """Whether the builder takes the keyword option ``option``."""
@@ -139,6 +160,7 @@ def register_model(
     *,
     description: str,
     defaults: Mapping[str, Any],
+    data: str = PHASE_SPACE,
     replace: bool = False,
 ) -> ModelEntry:
     """Make ``builder`` available as ``build_model(name, dim, generator=...)`` and on the command line.
@@ -150,6 +172,8 @@ def register_model(
         description: one line for ``hnnkit models``.
         defaults: training defaults ``{"optimizer": str, "steps": int >= 1,
             "weight_decay": float >= 0}``.
+        data: what the model learns from: ``"phase-space"`` (default; ``hnnkit train`` offers
+            it) or ``"pixels"`` (the builder's first argument is the flattened input size).
         replace: allow replacing another model registered under ``name``. Registering the
             same builder definition again (its module imported twice) is always allowed.
 
@@ -157,7 +181,7 @@ def register_model(
         The new :class:`ModelEntry`.
 
     Raises:
-        HnnkitValueError: on a bad name, builder, description or defaults, or a name that
+        HnnkitValueError: on a bad name, builder, description, defaults or data, or a name that
             another builder already holds (without ``replace=True``).
     """
     if (
@@ -176,6 +200,10 @@ def register_model(
         raise HnnkitValueError(
             f"model {name!r}: description must be one non-empty line, got {description!r}"
         )
+    if not isinstance(data, str) or data not in DATA_KINDS:
+        raise HnnkitValueError(
+            f"model {name!r}: data must be one of {', '.join(DATA_KINDS)}, got {data!r}"
+        )
     options = _builder_options(name, builder)
     checked = _check_defaults(name, defaults)
     entry = ModelEntry(
@@ -184,6 +212,7 @@ def register_model(
         description=description.strip(),
         defaults=MappingProxyType(checked),
         options=MappingProxyType(options),
+        data=data,
     )
     return _REGISTRY.register(name, entry, replace=replace)
 
@@ -208,18 +237,32 @@ def unregister_model(name: str) -> ModelEntry:
     return _REGISTRY.unregister(name)
 
 
-def get_model(name: str) -> ModelEntry:
-    """The registry entry of ``name``.
+def get_model(name: str, *, data: str | None = None) -> ModelEntry:
+    """The registry entry of ``name``; with ``data``, only a model that learns from ``data``.
 
     Raises:
         UnknownNameError: if ``name`` is not registered (the message lists the valid names).
+        HnnkitValueError: if ``name`` learns from other data than ``data`` (the message says
+            where that model is trained and lists the ``data`` models).
     """
-    return _REGISTRY.lookup(name)
+    entry = _REGISTRY.lookup(name)
+    if data is not None and entry.data != data:
+        valid = ", ".join(list_models(data=data)) or "none"
+        raise HnnkitValueError(
+            f"model {name!r} learns from {entry.data}, not {data}; it is trained by "
+            f"{DATA_KINDS[entry.data]} (the {data} models: {valid})"
+        )
+    return entry
 
 
-def list_models() -> dict[str, ModelEntry]:
-    """A copy of the registry, name → :class:`ModelEntry`, sorted by name."""
-    return {name: _REGISTRY[name] for name in sorted(_REGISTRY)}
+def list_models(*, data: str | None = None) -> dict[str, ModelEntry]:
+    """A copy of the registry, name → :class:`ModelEntry`, sorted by name; with ``data``
+    (``"phase-space"`` or ``"pixels"``), only the models that learn from it."""
+    return {
+        name: _REGISTRY[name]
+        for name in sorted(_REGISTRY)
+        if data is None or _REGISTRY[name].data == data
+    }
 
 
 def train_defaults(name: str) -> dict[str, Any]:
@@ -238,7 +281,7 @@ def build_model(
 
     Args:
         name: a registered name (:func:`list_models`).
-        dim: phase-space dimension ``2n``.
+        dim: phase-space dimension ``2n`` (a ``"pixels"`` model: the flattened input size).
         generator: the initialisation's randomness (``None``: the global RNG, only read).
         **options: the model's keyword options (:attr:`ModelEntry.options`), e.g.
             ``hidden=(200, 200), activation="tanh"`` for ``hnn``.
@@ -267,18 +310,25 @@ def build_model(
 def build_with_shared_options(
     name: str, dim: int, *, generator: torch.Generator | None, **shared: Any
 ) -> nn.Module:
-    """Like :func:`build_model`, but each of ``shared`` goes only to a model that takes it.
+    """Like :func:`build_model` for a phase-space model, but each of ``shared`` goes only to a
+    model that takes it.
 
     For settings shared by several models of one experiment (``hidden``, ``activation``):
     a model without such an option (a KAN, a user's quadratic energy) is built without it.
+
+    Raises:
+        HnnkitValueError: if ``name`` is not a phase-space model (e.g. ``pixel-hnn``).
     """
-    entry = get_model(name)
+    entry = get_model(name, data=PHASE_SPACE)
     options = {key: value for key, value in shared.items() if entry.accepts(key)}
     return build_model(name, dim, generator=generator, **options)
 
 
 __all__ = [
+    "DATA_KINDS",
     "DEFAULT_KEYS",
+    "PHASE_SPACE",
+    "PIXELS",
     "ModelEntry",
     "build_model",
     "build_with_shared_options",
