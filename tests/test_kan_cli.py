@@ -152,7 +152,7 @@ def test_a_killed_kan_run_resumes_to_the_uninterrupted_one(kan_run, tmp_path, mo
 
 def test_an_old_kan_run_with_kan_run_pt_still_reads(kan_run, tmp_path, capsys):
     from hnnkit.cli import model_from_config
-    from hnnkit.symbolic import save_kan_run
+    from hnnkit.symbolic import kan_run_entry
 
     old = shutil.copytree(kan_run, tmp_path / "old")
     new = load_checkpoint(old / "checkpoint.pt")
@@ -163,14 +163,17 @@ def test_an_old_kan_run_with_kan_run_pt_still_reads(kan_run, tmp_path, capsys):
     model.load_state_dict(state["model"])
     torch.save(state, old / "checkpoint.pt")
     data = tuple(entry["data"][k] for k in ("x", "dx", "x_test", "dx_test"))
-    save_kan_run(old / "kan_run.pt", model, data)
+    torch.save(kan_run_entry(model, data), old / "kan_run.pt")  # the older standalone file
+    # a stale kan_run.pt beside a checkpoint that holds the run entry is not read
+    stale = shutil.copytree(kan_run, tmp_path / "stale")
+    (stale / "kan_run.pt").write_bytes(b"stale")
     found = {}
-    for name, run in (("new", kan_run), ("old", old)):
+    for name, run in (("new", kan_run), ("old", old), ("stale", stale)):
         out_json = tmp_path / f"{name}.json"
         assert main(["symbolic", str(run), "--json", str(out_json)]) == 0
         found[name] = _terms(json.loads(out_json.read_text())["coefficients"])
-    assert set(found["new"]) == set(found["old"]) == {Q**2, P**2}
-    assert all(found["new"][t] == found["old"][t] for t in found["new"])
+    assert set(found["new"]) == set(found["old"]) == set(found["stale"]) == {Q**2, P**2}
+    assert all(found["new"][t] == found["old"][t] == found["stale"][t] for t in found["new"])
     capsys.readouterr()
     assert main([*TRAIN, "--l1", "5e-5", "--prune", "--out", str(old), "--resume"]) == 2
     assert "holds no training schedule); pass --force" in capsys.readouterr().err
@@ -219,7 +222,7 @@ def test_symbolic_errors_are_clear(kan_run, tmp_path, capsys):
     assert "is not a KAN run file" in error(bad)
     # a kan-spring output directory holds one run per model: name them
     (tmp_path / "kan-hnn").mkdir()
-    (tmp_path / "kan-hnn" / "kan_run.pt").write_bytes(b"")
+    (tmp_path / "kan-hnn" / "checkpoint.pt").write_bytes(b"")
     assert "these subdirectories do" in error(tmp_path) and "kan-hnn" in error(tmp_path)
     # a checkpoint without the KAN run entry (a kan run trained before checkpoints held it)
     plain = tmp_path / "plain"
@@ -338,3 +341,76 @@ def test_the_dissipative_run_reads_back_the_same_on_any_machine(damped_run):
     other = extract_dissipative(model(1e-7), data)
     _assert_exact_pair(_expr_terms(other.hamiltonian.expr), _expr_terms(other.expr), 1e-6)
     assert _expr_terms(other.nice) == {P**2: 0.05}
+
+
+# -- the kan-spring experiment's model directories are standard run directories ----------------
+@pytest.fixture(scope="module")
+def kan_spring_out(tmp_path_factory):
+    """One smoke run of the kan-spring experiment (four models, 3 L-BFGS steps each)."""
+    from hnnkit.experiments.kan_spring import run_kan_spring
+
+    root = tmp_path_factory.mktemp("kan-spring")
+    with pytest.MonkeyPatch.context() as mp:  # the module scope cannot use the autouse fixture
+        mp.setenv("HNNKIT_CACHE", str(root / "cache"))
+        results = run_kan_spring(root / "out", profile="smoke")
+    return root / "out", results
+
+
+def test_kan_spring_writes_a_standard_run_directory_per_kan(kan_spring_out):
+    out, results = kan_spring_out
+    top = ["figures", "formula.txt", "kan-hnn", "kan-hnn-l1", "metrics.json"]
+    assert sorted(p.name for p in out.iterdir()) == top
+    for name in ("kan-hnn", "kan-hnn-l1"):
+        run = out / name
+        files = ["checkpoint.pt", "config.json", "log.csv", "metrics.json"]
+        assert sorted(p.name for p in run.iterdir()) == files  # no kan_run.pt
+        state = load_checkpoint(run / "checkpoint.pt")  # written by fit, weights_only=True
+        assert {"model", "optimizer", "generator", "settings", "kan", "symbolic"} <= set(state)
+        assert state["step"] == 3 and state["settings"]["optimizer"] == "lbfgs"
+        cfg = json.loads((run / "config.json").read_text())
+        assert state["config"] == {
+            k: v for k, v in cfg.items() if k not in ("dataset", "provenance")
+        }
+        assert cfg["model"] == "kan" and cfg["task"] == "kan-spring"
+        assert cfg["kan"]["widths"] == [2, 1, 2] and cfg["kan"]["output_index"] == 1
+        assert cfg["kan"]["l1"] == (5e-5 if name.endswith("-l1") else 0.0)
+        assert cfg["params"]["k"] == 2.0 and cfg["params"]["m"] == 0.5
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["kan"] == state["kan"] and metrics["kan"]["steps"] == 3
+        after = results["pruning"][name]  # the experiment's losses of the pruned model
+        assert metrics["train_loss"]["mean"] == pytest.approx(after["train_loss_after"], rel=1e-12)
+        assert metrics["test_loss"]["mean"] == pytest.approx(after["test_loss_after"], rel=1e-12)
+        rows = (run / "log.csv").read_text().split()[1:]
+        assert [int(r.split(",")[0]) for r in rows] == [h["step"] for h in state["history"]]
+
+
+def test_symbolic_reads_a_kan_spring_model_directory(kan_spring_out, tmp_path, capsys):
+    out, results = kan_spring_out
+    out_json = tmp_path / "formula.json"
+    assert main(["symbolic", str(out / "kan-hnn"), "--json", str(out_json)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == f"H = {results['formula']}"  # the experiment's own extraction
+    assert printed[0].startswith("H = p**2 + q**2")
+    start = next(i for i, line in enumerate(printed) if line.startswith("coefficients")) + 1
+    table = {}
+    for line in printed[start:]:
+        if not line.startswith("  "):
+            break
+        term, value = line.split()
+        table[term] = float(value)
+    assert set(table) == {"p**2", "q**2", "1"}
+    assert abs(table["p**2"] - 1) < 1e-6 and abs(table["q**2"] - 1) < 1e-6
+    terms = _terms(json.loads(out_json.read_text())["coefficients"])
+    assert set(terms) == {Q**2, P**2} and all(abs(v - 1) < 1e-6 for v in terms.values())
+
+
+def test_evaluate_reads_a_kan_spring_model_directory(kan_spring_out, tmp_path):
+    out, _ = kan_spring_out
+    run = shutil.copytree(out / "kan-hnn-l1", tmp_path / "run")  # evaluate rewrites metrics.json
+    trained = json.loads((run / "metrics.json").read_text())
+    assert main(["evaluate", str(run), "--t-span", "0", "1"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    # the same weights and the same data (the experiment's spring: its k, m and radius range)
+    assert metrics["train_loss"] == trained["train_loss"]
+    assert metrics["test_loss"] == trained["test_loss"]
+    assert metrics["kan"] == trained["kan"] and "rollout_mse" in metrics

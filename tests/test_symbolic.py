@@ -20,10 +20,10 @@ from hnnkit.symbolic import (
     extract_hamiltonian,
     fit_edge,
     hnn_loss_fn,
+    kan_run_entry,
     phase_space_symbols,
     refit_coefficients,
     round_coefficients,
-    save_kan_run,
 )
 from hnnkit.systems import Custom, get_system
 from hnnkit.train import fit
@@ -201,8 +201,9 @@ def test_formula_as_custom_system_rolls_out_like_the_spring(spring_formula):
     assert float((ref - truth.exact_solution(t, x0)).abs().max()) < 1e-4  # and it is the spring
 
 
-def test_extract_from_a_saved_run(spring_kan, spring_data, spring_formula, tmp_path):
-    save_kan_run(tmp_path / "kan_run.pt", spring_kan, spring_data)
+def test_extract_from_an_older_runs_kan_run_pt(spring_kan, spring_data, spring_formula, tmp_path):
+    # the standalone file older runs wrote: the run entry with the weights
+    torch.save(kan_run_entry(spring_kan, spring_data), tmp_path / "kan_run.pt")
     again = extract_from_run(tmp_path)
     assert again.nice == spring_formula.nice
     with pytest.raises(DataFileError, match=r"kan_run\.pt"):

@@ -1406,7 +1406,8 @@ RUN_FORMAT = 1
 _RUN_DATA = ("x", "dx", "x_test", "dx_test")
 #: The checkpoint entry of a KAN run directory that extraction reads (:func:`kan_run_entry`).
 RUN_ENTRY = "symbolic"
-#: The standalone run file of :func:`save_kan_run` (and of KAN runs before the checkpoint held it).
+#: The standalone run file of older KAN runs (``hnnkit train --model kan`` before the checkpoint
+#: held :data:`RUN_ENTRY`, and the ``kan-spring`` experiment's model directories): still read.
 RUN_FILE = "kan_run.pt"
 
 
@@ -1414,10 +1415,10 @@ def kan_run_entry(model: nn.Module, data: Any, *, weights: bool = True) -> dict[
     """What :func:`extract_from_run` needs besides the weights: the KAN's settings, its output
     index, the train and test states and targets, and for a dissipative model its D's KAN.
 
-    ``hnnkit train --model kan`` stores it as the entry :data:`RUN_ENTRY` of the run's
-    checkpoint, whose ``model`` weights it then reads (``weights=False``: each KAN is named
-    by its key in the model's ``state_dict``); :func:`save_kan_run` writes it with the
-    weights as a file of its own.
+    ``hnnkit train --model kan`` and the ``kan-spring`` experiment store it as the entry
+    :data:`RUN_ENTRY` of the run's checkpoint, whose ``model`` weights it then reads
+    (``weights=False``: each KAN is named by its key in the model's ``state_dict``). With the
+    weights it is the contents of an older run's standalone :data:`RUN_FILE`.
 
     Args:
         model: a :class:`~hnnkit.models.kan.KAN` or a model whose ``energy_net`` is one.
@@ -1454,23 +1455,6 @@ def kan_run_entry(model: nn.Module, data: Any, *, weights: bool = True) -> dict[
     return state
 
 
-def save_kan_run(path: str | os.PathLike, model: nn.Module, data: Any) -> Path:
-    """Save what :func:`extract_from_run` needs as one file: :func:`kan_run_entry` with the weights.
-
-    Args:
-        path: file to write (atomically); parent directories are created.
-        model: a :class:`~hnnkit.models.kan.KAN` or a model whose ``energy_net`` is one.
-        data: a :class:`~hnnkit.data.Dataset`, ``(x, dx)`` or ``(x, dx, x_test, dx_test)``.
-
-    Returns:
-        The path written.
-    """
-    from .files import atomic_write
-
-    state = kan_run_entry(model, data)
-    return atomic_write(path, lambda tmp: torch.save(state, tmp))
-
-
 def _kan_spec(kan: KAN) -> dict[str, Any]:
     return {
         "widths": list(kan.widths),
@@ -1503,17 +1487,26 @@ def _kan_from_spec(
 
 
 def load_kan_run(path: str | os.PathLike) -> tuple[KAN, int, tuple[Tensor, ...]]:
-    """Read a file written by :func:`save_kan_run`: ``(kan, output_index, (x, dx[, x_test, dx_test]))``.
+    """Read a KAN run: ``(kan, output_index, (x, dx[, x_test, dx_test]))``.
 
-    ``path`` may be a run directory (its ``checkpoint.pt``, or an older run's ``kan_run.pt``),
-    a checkpoint, or a file of :func:`save_kan_run`. For a dissipative run this is the
-    energy's KAN (:func:`extract_from_run` reads the dissipation too).
+    ``path`` may be a run directory (its ``checkpoint.pt``, or an older run's
+    :data:`RUN_FILE`), a checkpoint, or an older run's :data:`RUN_FILE`. For a dissipative run
+    this is the energy's KAN (:func:`extract_from_run` reads the dissipation too).
 
     Raises:
         DataFileError: if the file is missing or not a KAN run file.
     """
     kan, output_index, data, _ = _load_run(path)
     return kan, output_index, data
+
+
+def _holds_run_entry(ckpt: Path) -> bool:
+    """Whether ``ckpt`` is a readable checkpoint holding :data:`RUN_ENTRY`."""
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception:  # missing, damaged or foreign: the caller falls back to the older file
+        return False
+    return isinstance(state, dict) and RUN_ENTRY in state
 
 
 def _load_run(
@@ -1523,14 +1516,14 @@ def _load_run(
     from .errors import DataFileError
 
     path = Path(path)
-    if path.is_dir():
-        ckpt = path / "checkpoint.pt"
-        path = path / RUN_FILE if (path / RUN_FILE).is_file() or not ckpt.is_file() else ckpt
+    if path.is_dir():  # the checkpoint, unless only an older run's file holds the KAN run
+        ckpt, old = path / "checkpoint.pt", path / RUN_FILE
+        path = old if old.is_file() and not _holds_run_entry(ckpt) else ckpt
     train = f"`hnnkit train --system SYSTEM --model kan --out {path.parent}`"
     if not path.is_file():
         raise DataFileError(
-            f"{path} does not exist; a KAN run directory holds checkpoint.pt (written by {train}) "
-            f"or {RUN_FILE} (written by save_kan_run and the kan-spring experiment)"
+            f"{path} does not exist; a KAN run directory holds checkpoint.pt (written by {train} "
+            f"and the kan-spring experiment) or, from older versions, {RUN_FILE}"
         )
     retrain = f"retrain it, e.g. with {train}"
     try:
@@ -1573,8 +1566,9 @@ def extract_from_run(
 ) -> SymbolicHamiltonian | SymbolicDissipative:
     """:func:`extract_hamiltonian` on a saved KAN run (for ``hnnkit symbolic RUN_DIR``).
 
-    ``path``: a run directory of ``hnnkit train --model kan`` (its ``checkpoint.pt``), a
-    checkpoint, or a file of :func:`save_kan_run` (or a directory holding one).
+    ``path``: a run directory of ``hnnkit train --model kan`` or a model directory of the
+    ``kan-spring`` experiment (its ``checkpoint.pt``), a checkpoint, or an older run's
+    :data:`RUN_FILE` (or a directory holding one).
 
     A dissipative run (``hnnkit train --model kan --dissipative``) gives
     :func:`extract_dissipative`'s H and D instead.
@@ -1621,5 +1615,4 @@ __all__ = [
     "phase_space_symbols",
     "refit_coefficients",
     "round_coefficients",
-    "save_kan_run",
 ]

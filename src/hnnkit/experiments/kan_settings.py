@@ -17,6 +17,11 @@ MODELS = ("mlp-hnn", "mlp-hnn-l1", "kan-hnn", "kan-hnn-l1")
 LAMBDA_L1 = 5e-5
 LR = 1e-3
 ENERGY_OUTPUT = 1  # the report's networks have 2 outputs; the energy is the second
+KAN_WIDTHS = (2, 1, 2)
+#: The data: trajectories (half of them held out, whole) on ``t ∈ T_SPAN``.
+N_TRAJECTORIES = 50
+T_SPAN = (0.0, 3.0)
+TEST_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
@@ -82,14 +87,67 @@ VARIANTS: dict[str, Variant] = {
     "pendulum": Variant("pendulum", {}, 0.0, 45, (2.1, 0.0), "3*(1 - cos(q)) + p**2"),
 }
 
+
+def run_config(
+    name: str,
+    variant: str,
+    profile: str,
+    prof: Profile,
+    *,
+    seed: int,
+    restarts: int,
+    grids: tuple[int, ...],
+) -> dict[str, Any]:
+    """The settings of KAN model ``name``'s run directory, in the keys of ``hnnkit train --model
+    kan``'s ``config.json`` (from which ``hnnkit evaluate`` rebuilds the model and the data),
+    plus the ``task``, ``variant`` and ``profile``; the ``kan`` section's ``grid`` is the last
+    of ``grids``, the size the trained weights have."""
+    var = VARIANTS[variant]
+    return {
+        "system": var.system,
+        "model": "kan",
+        "seed": seed,
+        "steps": prof.steps,
+        "lr": LR,
+        "batch_size": None,
+        "weight_decay": 0.0,
+        "n_trajectories": N_TRAJECTORIES,
+        "n_points": var.n_points,
+        "noise_std": var.noise_std,
+        "optimizer": "lbfgs",
+        "params": {k: list(v) if isinstance(v, tuple) else v for k, v in var.params.items()},
+        "test_fraction": TEST_FRACTION,
+        "kan": {
+            "widths": list(KAN_WIDTHS),
+            "grid": grids[-1],
+            "k": 3,
+            "grid_range": [-2.0, 2.0],
+            "output_index": ENERGY_OUTPUT,
+            "dtype": "float64",
+            "l1": LAMBDA_L1 if name.endswith("-l1") else 0.0,
+            "restarts": restarts,
+            "prune": True,
+            "grids": list(grids),
+        },
+        "task": "kan-spring",
+        "variant": variant,
+        "profile": profile,
+    }
+
+
 __all__ = [
     "ENERGY_OUTPUT",
+    "KAN_WIDTHS",
     "LAMBDA_L1",
     "LR",
     "MODELS",
+    "N_TRAJECTORIES",
     "PROFILES",
     "SEED_REPORT",
+    "TEST_FRACTION",
+    "T_SPAN",
     "VARIANTS",
     "Profile",
     "Variant",
+    "run_config",
 ]

@@ -29,106 +29,38 @@ paper's pendulum :math:`H = 3(1 - \cos q) + p^2` (noise-free, rollout from (2.1,
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
 
-from ..data import Dataset, generate
+from ..data import generate
 from ..errors import HnnkitValueError, check_choice
 from ..evaluate import aggregate, compare_rollouts
 from ..files import atomic_write_json, atomic_write_text
-from ..models import HNN, MLP, make_kan_hnn
-from ..models.kan import kan_regularizer
+from ..models import HNN
 from ..report.kan import formula_summary, formula_text, kan_spring_figures, pruning_summary
-from ..symbolic import DEFAULT_LIBRARY, SymbolicHamiltonian, extract_hamiltonian, save_kan_run
+from ..symbolic import DEFAULT_LIBRARY, SymbolicHamiltonian, extract_hamiltonian
 from ..systems import HamiltonianSystem, get_system
-from ..train import derivative_loss, parameter_l1, restart_seed, train_with_restarts
+from ..train import restart_seed
 from ._seeds import run_seeds
 from .kan_settings import (
     ENERGY_OUTPUT,
     LAMBDA_L1,
     LR,
     MODELS,
+    N_TRAJECTORIES,
     PROFILES,
     SEED_REPORT,
+    T_SPAN,
+    TEST_FRACTION,
     VARIANTS,
     Profile,
     Variant,
+    run_config,
 )
-
-# -- models and training --------------------------------------------------------------------------
-Regularizer = Callable[[nn.Module], Tensor]
-
-
-def make_model(name: str, *, generator: torch.Generator, dtype: torch.dtype = torch.float64) -> HNN:
-    """Build one of :data:`MODELS` (untrained): an MLP-HNN 2→200→2 or a KAN-HNN [2, 1, 2].
-
-    The KAN's grid range is ``(-2, 2)``; :func:`run_kan_spring` then fits the first layer's
-    grid to the training states.
-
-    Raises:
-        UnknownNameError: on an unknown model name.
-    """
-    check_choice("model", name, MODELS)
-    if name.startswith("kan"):
-        return make_kan_hnn((2, 1, 2), grid=5, generator=generator, dtype=dtype)
-    net = MLP(2, 2, hidden=(200,), activation="tanh", generator=generator).to(dtype)
-    return HNN(2, energy_net=net, output_index=ENERGY_OUTPUT)
-
-
-def _train_model(
-    name: str,
-    data: Dataset,
-    prof: Profile,
-    *,
-    seed: int,
-    restarts: int,
-    grids: tuple[int, ...],
-    device: torch.device,
-    quiet: bool,
-) -> tuple[HNN, dict[str, Any]]:
-    x_train = data.split("train")[0].to(device, torch.float64)
-    is_kan = name.startswith("kan")
-
-    def build(r: int) -> tuple[HNN, Regularizer | None]:
-        gen = torch.Generator().manual_seed(restart_seed(seed, r))
-        model = make_model(name, generator=gen).to(device)
-        if is_kan:
-            model.energy_net.update_grid(x_train, layers=[0])
-        reg = None
-        if name.endswith("-l1"):
-            reg = kan_regularizer(x_train, LAMBDA_L1) if is_kan else parameter_l1(LAMBDA_L1)
-        return model, reg
-
-    model, log = train_with_restarts(
-        build,
-        data,
-        steps=prof.steps,
-        restarts=restarts if is_kan else 1,
-        restart_steps=prof.restart_steps or None,
-        grids=grids if is_kan else None,
-        log_every=prof.log_every,
-        plateau_chunk=prof.plateau_chunk,
-        plateau_rtol=prof.plateau_rtol,
-        quiet=quiet,
-    )
-    log["regularizer"] = (
-        None if not name.endswith("-l1") else ("kan-activation-l1" if is_kan else "parameter-l1")
-    )
-    return model, log
-
-
-def _losses(model: nn.Module, data: Dataset) -> tuple[float, float]:
-    p = next(model.parameters())
-    out = []
-    for part in ("train", "test"):
-        x, dx = (v.to(p.device, p.dtype) for v in data.split(part))
-        out.append(float(derivative_loss(model, x, dx).detach()))
-    return out[0], out[1]
+from .kan_training import finish_run, make_model, split_losses, train_model
 
 
 # -- the experiment -------------------------------------------------------------------------------
@@ -148,8 +80,10 @@ def run_kan_spring(
 
     Writes into ``out_dir``: ``figures/`` (PNG + SVG: ``losses``, ``rollout_phase``,
     ``rollout_mse``, ``rollout_energy``, ``kan_diagram``), ``metrics.json`` (the returned
-    dict), ``formula.txt`` and ``kan-hnn/kan_run.pt`` / ``kan-hnn-l1/kan_run.pt`` (what
-    :func:`hnnkit.symbolic.extract_from_run` reads). Nothing else is written.
+    dict), ``formula.txt``, and for each KAN a standard run directory ``kan-hnn/`` /
+    ``kan-hnn-l1/`` (``config.json``, ``checkpoint.pt`` with the ``symbolic`` entry,
+    ``log.csv``, ``metrics.json``), which ``hnnkit symbolic`` and ``hnnkit evaluate`` read as
+    any ``hnnkit train --model kan`` run. Nothing else is written.
 
     Args:
         out_dir: output directory (created if missing).
@@ -207,18 +141,38 @@ def run_kan_spring(
     t_start = time.perf_counter()
 
     system: HamiltonianSystem = get_system(var.system, **var.params)
-    data = generate(system, 50, var.n_points, (0.0, 3.0), var.noise_std, seed, test_fraction=0.5)
+    data = generate(
+        system,
+        N_TRAJECTORIES,
+        var.n_points,
+        T_SPAN,
+        var.noise_std,
+        seed,
+        test_fraction=TEST_FRACTION,
+    )
     x_train = data.split("train")[0]
 
     models: dict[str, HNN] = {}
     logs: dict[str, dict[str, Any]] = {}
     for name in MODELS:
-        models[name], logs[name] = _train_model(
-            name, data, prof, seed=seed, restarts=restarts, grids=grids, device=dev, quiet=quiet
+        kan_run = name.startswith("kan")  # a KAN's directory is a standard run directory
+        models[name], logs[name] = train_model(
+            name,
+            data,
+            prof,
+            seed=seed,
+            restarts=restarts,
+            grids=grids,
+            device=dev,
+            quiet=quiet,
+            run_dir=out / name if kan_run else None,
+            config=run_config(
+                name, variant, profile, prof, seed=seed, restarts=restarts, grids=grids
+            ),
         )
     results: dict[str, Any] = {"models": {}}
     for name in MODELS:
-        train, test = _losses(models[name], data)
+        train, test = split_losses(models[name], data)
         results["models"][name] = {
             "train_loss": train,
             "test_loss": test,
@@ -239,14 +193,14 @@ def run_kan_spring(
     for name in ("kan-hnn", "kan-hnn-l1"):
         net = models[name].energy_net
         pr = net.prune(x_train.to(dev, torch.float64))
-        train_after, test_after = _losses(models[name], data)
+        train_after, test_after = split_losses(models[name], data)
         results["pruning"][name] = {
             **pruning_summary(pr, net, unused_output=1 - ENERGY_OUTPUT),
             "train_loss_after": train_after,
             "test_loss_after": test_after,
         }
         symbolic[name] = extract_hamiltonian(models[name], data, library=DEFAULT_LIBRARY)
-        save_kan_run(out / name / "kan_run.pt", models[name], data)
+        finish_run(out / name, models[name], data, logs[name], pr)
     results["unused_output_pruned"] = results["pruning"]["kan-hnn-l1"]["unused_output_pruned"]
     spring = variant.startswith("spring")
     results.update(formula_summary(symbolic["kan-hnn"], symbolic["kan-hnn-l1"], spring=spring))
@@ -282,10 +236,10 @@ def run_kan_spring(
         "variant": variant,
         "system": repr(system),
         "noise_std": var.noise_std,
-        "n_trajectories": 50,
+        "n_trajectories": N_TRAJECTORIES,
         "n_points": var.n_points,
-        "t_span": [0.0, 3.0],
-        "test_fraction": 0.5,
+        "t_span": list(T_SPAN),
+        "test_fraction": TEST_FRACTION,
         "profile": profile,
         "profile_settings": asdict(prof),
         "restarts": restarts,
