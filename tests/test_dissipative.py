@@ -204,6 +204,6 @@ def test_reproduce_smoke_damped_pendulum_has_dhnn_rows(tmp_path, monkeypatch):
     assert "gamma_true" not in entry["models"]["hnn"]
     assert (out / "damped-pendulum" / "figures" / "energy.png").is_file()
     table = (out / "table.md").read_text()
-    assert "| damped-pendulum | dhnn |" in table and "learned dissipation rate" in table
+    assert "| damped-pendulum | dissipative HNN |" in table and "learned dissipation rate" in table
     # L2 would shrink the learned friction; the others keep the original's 1e-4
     assert decays == {"Baseline": 1e-4, "HNN": 1e-4, "DissipativeHNN": 0.0}

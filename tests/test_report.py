@@ -168,5 +168,5 @@ def test_long_horizon_has_a_scale_and_says_n_1_for_one_seed():
     md = markdown_table(_results())
     long = md.split("**Long horizon**")[1]
     assert "| task | model | scale | valid time |" in long
-    assert "| spring | baseline | ×1e3 | 1 (n = 1) |" in long
+    assert "| spring | baseline NN | ×1e3 | 1 (n = 1) |" in long
     assert "± 0 |" not in long

@@ -37,14 +37,14 @@ def test_smoke_reproduce_writes_results_table_report_and_resumes(tmp_path):
     _check_entries(out, data, ["spring"])
     assert data["provenance"]["torch"] and "git_commit" in data["provenance"]
     table = (out / "table.md").read_text()
-    assert "| spring | hnn |" in table and "paper energy" in table
+    assert "| spring | HNN |" in table and "paper energy" in table
     html = (out / "report.html").read_text()
     assert (
         "data:image/png;base64," in html
         and "<table>" in html
         and "http" not in html.split("<body>")[1]
     )
-    assert any("| spring | baseline |" in line for line in lines)
+    assert any("| spring | baseline NN |" in line for line in lines)
     # A second call skips finished tasks instead of retraining them.
     again = []
     reproduce(out, tasks="spring", profile="smoke", quiet=True, echo=again.append)

@@ -68,12 +68,12 @@ def test_markdown_bolds_each_protocols_lowest_energy_per_task():
     rows = {
         line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| spring")
     }
-    assert rows["baseline"].startswith("| spring | baseline | ×1e3 | 3 | Table 1 | – | – | – |")
-    hnn, base = rows["hnn"].split(" | "), rows["baseline"].split(" | ")
+    assert rows["baseline NN"].startswith("| spring | baseline NN | ×1e3 | 3 | Table 1 | – | – | – |")
+    hnn, base = rows["HNN"].split(" | "), rows["baseline NN"].split(" | ")
     assert hnn[10] == "**0.2 ± 0.02**" and base[10] == "212 ± 21"  # original protocol
     assert hnn[13] == "900 ± 90 |" and base[13] == "**11.8 ± 1.2** |"  # corrected protocol
-    assert "| spring | hnn | ×1e3 | 3 | Table 1 | 37 ± 2 | 36 ± 2 | 0.38 ± 0.1 |" in rows["hnn"]
-    assert table.index("| spring | baseline |") < table.index("| spring | hnn |")
+    assert "| spring | HNN | ×1e3 | 3 | Table 1 | 37 ± 2 | 36 ± 2 | 0.38 ± 0.1 |" in rows["HNN"]
+    assert table.index("| spring | baseline NN |") < table.index("| spring | HNN |")
 
 
 def test_html_groups_the_protocols_and_spans_the_task():

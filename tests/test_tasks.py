@@ -173,7 +173,7 @@ def test_a_plugin_task_of_a_plugin_model_runs_in_reproduce(tmp_path):
     assert entry["config"]["training"]["quadratic-hnn"]["optimizer"] == "lbfgs"
     table = (out / "table.md").read_text()
     assert "| quadratic-spring | quadratic-hnn |" in table
-    assert "| quadratic-spring | baseline |" in table
+    assert "| quadratic-spring | baseline NN |" in table
     assert "| quadratic-spring | quadratic-hnn |" in done.stdout  # the printed table
     # the task's file without the model's: one error line before any training, naming both
     alone = _hnnkit(

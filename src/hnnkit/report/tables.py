@@ -9,6 +9,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from .style import model_label
+
 COLUMNS = ("train", "test", "energy")
 MODEL_ORDER = ("baseline", "hnn", "dhnn", "mlp-hnn", "kan-hnn")
 
@@ -221,7 +223,8 @@ def markdown_table(results: dict[str, Any], reruns: dict[str, dict[str, Any]] | 
     lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * 2 + "---:|" * (len(HEADER) - 2)]
     for i, (labels, cells) in enumerate(rows):
         texts = [f"**{fmt(c)}**" if (i, j) in best else fmt(c) for j, c in enumerate(cells)]
-        lines.append("| " + " | ".join(labels + texts) + " |")
+        shown = [labels[0], model_label(labels[1]), *labels[2:]]
+        lines.append("| " + " | ".join(shown + texts) + " |")
     return (
         skipped_markdown(results)
         + summary_markdown(results, reruns)
@@ -257,6 +260,11 @@ LONG_HORIZON_NOTE = (
     "round-off, so there is no error bar. **Bold**: the task's best (for drifts and the "
     "defect: the closest to the truth's); ties are not marked."
 )
+
+
+def _row_label(name: str) -> str:
+    """A table row's model label: the figures' label (``hnnkit.report.style``), or ``truth``."""
+    return name if name == "truth" else model_label(name)
 
 
 def long_horizon_table(results: dict[str, Any]) -> tuple[list[str], list[list[Any]], set]:
@@ -310,7 +318,7 @@ def long_horizon_markdown(results: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|---|---|---|" + "---:|" * (len(header) - 3)]
     for n, row in enumerate(rows):
         cells = [f"**{fmt(c)}**" if (n, j) in best else fmt(c) for j, c in enumerate(row) if j >= 3]
-        lines.append("| " + " | ".join([row[0], row[1], row[2], *cells]) + " |")
+        lines.append("| " + " | ".join([row[0], _row_label(row[1]), row[2], *cells]) + " |")
     return "\n**Long horizon**\n\n" + "\n".join(lines) + "\n\n" + LONG_HORIZON_NOTE + "\n"
 
 
@@ -773,7 +781,9 @@ def html_report(
                 f'<th rowspan="{span[task]}" class="task">{html.escape(task)}<br>'
                 f"<small>{html.escape(scale)} · {html.escape(source)}</small></th>"
             )
-        body += f'<td class="model">{html.escape(model)}</td><td>{html.escape(seeds)}</td>'
+        body += (
+            f'<td class="model">{html.escape(model_label(model))}</td><td>{html.escape(seeds)}</td>'
+        )
         body += "".join(cell(c, GROUPS[j // 3][0], (i, j) in best) for j, c in enumerate(cells))
         body += "</tr>"
     notes = "".join(
@@ -797,7 +807,7 @@ def html_report(
                     f'<th rowspan="{count}" class="task">{html.escape(row[0])}<br>'
                     f"<small>{html.escape(row[2])}</small></th>"
                 )
-            long_html += f'<td class="model">{html.escape(row[1])}</td>'
+            long_html += f'<td class="model">{html.escape(_row_label(row[1]))}</td>'
             long_html += "".join(
                 cell(c, "long", (n, j) in long_best) for j, c in enumerate(row) if j >= 3
             )
