@@ -102,7 +102,7 @@ def test_entries_written_by_another_run_meanwhile_are_merged_not_dropped(run_cop
     assert set(data["tasks"]) == {"spring", "pendulum"}
     assert data["tasks"]["pendulum"]["note"] == "from the other run"
     assert res == data
-    assert "| pendulum | hnn |" in (run_copy / "table.md").read_text()
+    assert "| pendulum | HNN |" in (run_copy / "table.md").read_text()
     assert not any(p.exists() for p in stale)
 
 
@@ -186,7 +186,7 @@ def test_an_incomplete_results_entry_is_recomputed_from_seed_metrics(run_copy):
     res = reproduce(run_copy, tasks="spring", profile="smoke", quiet=True, echo=lines.append)
     assert any("[spring]" in line and "incomplete" in line for line in lines), lines
     assert set(res["tasks"]["spring"]["models"]) == {"baseline", "hnn"}
-    assert "| spring | hnn |" in (run_copy / "table.md").read_text()
+    assert "| spring | HNN |" in (run_copy / "table.md").read_text()
     assert (run_copy / "spring" / "seed0" / "metrics.json").stat().st_mtime_ns == mtime
 
 
@@ -202,7 +202,7 @@ def test_an_incomplete_entry_of_a_task_not_asked_for_is_rebuilt_or_reported(run_
     assert any("[pendulum]" in line and "rebuilt" in line for line in lines), lines
     assert any("[two-body]" in line and "--tasks two-body" in line for line in lines), lines
     table = (run_copy / "table.md").read_text()
-    assert "| pendulum | hnn |" in table and "two-body" in table
+    assert "| pendulum | HNN |" in table and "two-body" in table
 
 
 # 4. a corrupted results.json is rebuilt from the per-seed files, not recomputed from scratch
@@ -451,7 +451,7 @@ def test_null_metrics_from_strict_json_are_summarised_and_tabled():
     assert entry["energy_decay_rate"]["hnn"] == 0.5 and entry["energy_decay_rate"]["truth"] is None
     results = {"profile": "smoke", "tasks": {"spring": entry}}
     table = markdown_table(results)
-    assert "| spring | hnn |" in table and "symplecticity" in table
+    assert "| spring | HNN |" in table and "symplecticity" in table
     assert "<table>" in html_report(results, {})
 
 

@@ -68,7 +68,9 @@ def test_markdown_bolds_each_protocols_lowest_energy_per_task():
     rows = {
         line.split(" | ")[1]: line for line in table.splitlines() if line.startswith("| spring")
     }
-    assert rows["baseline NN"].startswith("| spring | baseline NN | ×1e3 | 3 | Table 1 | – | – | – |")
+    assert rows["baseline NN"].startswith(
+        "| spring | baseline NN | ×1e3 | 3 | Table 1 | – | – | – |"
+    )
     hnn, base = rows["HNN"].split(" | "), rows["baseline NN"].split(" | ")
     assert hnn[10] == "**0.2 ± 0.02**" and base[10] == "212 ± 21"  # original protocol
     assert hnn[13] == "900 ± 90 |" and base[13] == "**11.8 ± 1.2** |"  # corrected protocol
