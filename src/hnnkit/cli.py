@@ -1177,8 +1177,11 @@ def sympy_sstr(expr: Any) -> str:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
+    import functools
+
     from .experiments.reproduce import reproduce
 
+    plugins = list(getattr(args, "plugins", None) or [])
     reproduce(
         args.out,
         tasks=args.tasks,
@@ -1188,6 +1191,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         force=args.force,
         quiet=args.quiet,
         protocol=args.protocol,
+        workers=args.workers,
+        # each worker process imports the plugins this one did
+        worker_setup=functools.partial(load_plugins, plugins) if plugins else None,
     )
     return 0
 
@@ -1544,6 +1550,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--force", action="store_true", help="recompute tasks already in OUT/results.json"
+    )
+    r.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the tasks in N processes, each with one torch thread (default: one per CPU "
+        "core and at most one per task on the CPU, 1 on a GPU; 1: one task after the other in "
+        "this process). The numbers and the order of results.json and table.md do not depend "
+        "on N",
     )
     r.add_argument(
         "--quiet",

@@ -28,6 +28,9 @@ class UnknownNameError(KeyError, ValueError):
         self.valid = sorted(valid)
         super().__init__(f"unknown {kind} {name!r}; valid {kind}s are: {', '.join(self.valid)}")
 
+    def __reduce__(self):  # picklable: ``hnnkit reproduce --workers`` sends errors back
+        return (type(self), (self.kind, self.name, self.valid))
+
     def __str__(self) -> str:
         return str(self.args[0])
 
@@ -49,6 +52,9 @@ class NonFiniteStateError(HnnkitValueError, RuntimeError):
         self.index = index
         super().__init__(message)
 
+    def __reduce__(self):
+        return (_non_finite_state, (type(self), str(self.args[0]), self.time, self.index))
+
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss."""
@@ -62,6 +68,13 @@ class NonFiniteLossError(RuntimeError):
             f"loss became non-finite ({loss}) at step {step}{where}. Lower the learning rate, "
             "check the data for NaN/inf, or use a float64 model."
         )
+
+    def __reduce__(self):
+        return (type(self), (self.step, self.loss, self.checkpoint))
+
+
+def _non_finite_state(cls: type, message: str, time: float, index: tuple[int, ...]) -> Exception:
+    return cls(message, time=time, index=index)
 
 
 def check_choice(kind: str, name: object, valid: Iterable[str]) -> str:

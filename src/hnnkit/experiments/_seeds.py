@@ -75,9 +75,16 @@ def run_seeds(
 PROGRESS_SECONDS = 10.0
 
 
+#: Set in a worker process of ``hnnkit reproduce --workers``: progress goes out as lines, as
+#: bars of several processes would overwrite each other.
+LINES_ONLY = False
+
+
 def log_mode() -> bool:
-    """Whether stdout is not a terminal (a log file or a pipe): progress goes out as lines
-    (:class:`Progress`) instead of progress bars."""
+    """Whether stdout is not a terminal (a log file or a pipe), or this is a worker process of a
+    parallel reproduce: progress goes out as lines (:class:`Progress`) instead of progress bars."""
+    if LINES_ONLY:
+        return True
     try:
         return not sys.stdout.isatty()
     except (AttributeError, ValueError):  # replaced or closed stdout
@@ -161,6 +168,9 @@ class MeasuredDataMissing(DataFileError):
     def __init__(self, cause: str, fix: str = MEASURED_DATA_FIX):
         self.cause, self.fix = cause, fix
         super().__init__(f"its measured data were not found ({cause}); {fix}")
+
+    def __reduce__(self):
+        return (type(self), (self.cause, self.fix))
 
 
 def run_seed(

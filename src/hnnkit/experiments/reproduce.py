@@ -8,6 +8,9 @@ Each task's per-seed run of a model is an :class:`~hnnkit.experiments.spec.Exper
 
 from __future__ import annotations
 
+import json
+import os
+import pickle
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -17,9 +20,16 @@ from typing import Any
 import torch
 
 from .. import models
-from ..errors import HnnkitValueError, UnknownNameError
+from ..errors import DataFileError, HnnkitValueError, UnknownNameError
 from ..evaluate import PROTOCOLS
-from ..files import DirectoryLock, atomic_write_text, describe_os_error, remove_stale_temporaries
+from ..files import (
+    DirectoryLock,
+    atomic_write_json,
+    atomic_write_text,
+    describe_os_error,
+    dumps,
+    remove_stale_temporaries,
+)
 from ..report import html_report, markdown_table, provenance
 from ..report import results as res
 from ..report.tables import skipped_lines
@@ -242,6 +252,8 @@ def reproduce(
     quiet: bool = False,
     protocol: str = "corrected",
     echo: Callable[[str], None] = print,
+    workers: int | None = 1,
+    worker_setup: Callable[[], object] | None = None,
 ) -> dict[str, Any]:
     """Run the reproduction and write ``results.json``, ``table.md``, figures and ``report.html``.
 
@@ -256,6 +268,14 @@ def reproduce(
     or per-seed file is reported and retrained; an incomplete entry is recomputed; a task is
     skipped only when its measured data or an optional dependency is absent, and the report
     says so.
+
+    ``workers`` above 1 (``None``: one per CPU core and at most one per task on the CPU, 1 on
+    an accelerator) runs the tasks to train in that many processes (spawned, one torch thread
+    each), with the same numbers as one after the other; this process alone holds ``out`` and writes results.json (in the
+    order of ``tasks``), table.md and report.html. A worker process knows only the tasks,
+    models and systems that hnnkit and its imported modules register: ``worker_setup``, a
+    picklable callable, runs in each worker before its first task (the command line passes
+    one that imports the ``--plugin`` modules).
     """
     out = Path(out)
     names = _task_names(tasks)
@@ -268,8 +288,11 @@ def reproduce(
     n_seeds = seeds if seeds is not None else {"smoke": 1, "quick": 1, "paper": 3}[profile]
     if not isinstance(n_seeds, int) or n_seeds < 1:
         raise HnnkitValueError(f"--seeds must be a positive integer, got {seeds!r}")
+    n_workers = _worker_count(workers, len(names))
     check_out_dir(out)
     dev = resolve_device(device)
+    if workers is None and dev.type != "cpu":  # one accelerator: its tasks one after the other
+        n_workers = 1
     with ExitStack() as stack:
         try:
             stack.enter_context(DirectoryLock(out, "hnnkit reproduce"))
@@ -278,7 +301,9 @@ def reproduce(
         stale = remove_stale_temporaries(out)
         if stale:
             echo(f"removed {len(stale)} temporary file(s) left in {out} by a killed run")
-        return _reproduce_locked(out, names, profile, n_seeds, dev, force, quiet, protocol, echo)
+        return _reproduce_locked(
+            out, names, profile, n_seeds, dev, force, quiet, protocol, echo, n_workers, worker_setup
+        )
 
 
 def _reproduce_locked(
@@ -291,6 +316,8 @@ def _reproduce_locked(
     quiet: bool,
     protocol: str,
     echo: Callable[[str], None],
+    workers: int = 1,
+    worker_setup: Callable[[], object] | None = None,
 ) -> dict[str, Any]:
     rebuild = lambda name: rebuild_entry(out, name)  # noqa: E731
     results = res.load_results(out, rebuild, _all_tasks(), echo)
@@ -319,22 +346,16 @@ def _reproduce_locked(
     results.update(meta)
     figures: dict[str, list[Path]] = {}
     t_all = time.perf_counter()
+    todo = [n for n in names if not _finished(n, results["tasks"].get(n), profile, n_seeds)]
+    if workers > 1 and len(todo) > 1:
+        results = _reproduce_in_workers(
+            out, names, results, meta, profile, n_seeds, dev, quiet, echo, workers, worker_setup
+        )
+        names = []  # all run
     for name in names:
         t0 = time.perf_counter()
         entry = results["tasks"].get(name)
-        problem = None if entry is None else entry_problem(name, entry)
-        if problem is not None:
-            echo(
-                f"[{name}] the entry in results.json is incomplete ({problem}); recomputing it "
-                "from the per-seed results (training only what is missing)"
-            )
-        elif (
-            entry is not None
-            and entry.get("profile") == profile
-            and entry.get("n_seeds", n_seeds) == n_seeds
-            and "skipped" not in entry
-        ):
-            echo(f"[{name}] already in {out / 'results.json'}; skipping (use --force to recompute)")
+        if not _check_entry(out, name, entry, profile, n_seeds, echo):
             meta["seconds_total"] = time.perf_counter() - t_all
             results = res.write_entry(out, name, entry, meta, results)
             continue
@@ -363,6 +384,199 @@ def _reproduce_locked(
     for line in skipped_lines(results):  # last, where the terminal leaves off
         echo(line)
     return results
+
+
+def _finished(name: str, entry: Any, profile: str, n_seeds: int) -> bool:
+    """Whether a task's results.json ``entry`` is complete, of this profile and seed count."""
+    return (
+        entry is not None
+        and entry_problem(name, entry) is None
+        and entry.get("profile") == profile
+        and entry.get("n_seeds", n_seeds) == n_seeds
+        and "skipped" not in entry
+    )
+
+
+def _check_entry(
+    out: Path, name: str, entry: Any, profile: str, n_seeds: int, echo: Callable[[str], None]
+) -> bool:
+    """Whether task ``name`` is to be run (its ``entry`` is absent, incomplete or another run's)."""
+    problem = None if entry is None else entry_problem(name, entry)
+    if problem is not None:
+        echo(
+            f"[{name}] the entry in results.json is incomplete ({problem}); recomputing it "
+            "from the per-seed results (training only what is missing)"
+        )
+    elif _finished(name, entry, profile, n_seeds):
+        echo(f"[{name}] already in {out / 'results.json'}; skipping (use --force to recompute)")
+        return False
+    return True
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _worker_count(workers: int | None, n_tasks: int) -> int:
+    """``workers``, or with ``None`` one per CPU core and at most one per task."""
+    if workers is None:
+        return max(1, min(_cpu_count(), n_tasks))
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise HnnkitValueError(f"--workers must be a positive integer, got {workers!r}")
+    return workers
+
+
+def _reproduce_in_workers(
+    out: Path,
+    names: list[str],
+    results: dict[str, Any],
+    meta: dict[str, Any],
+    profile: str,
+    n_seeds: int,
+    dev: torch.device,
+    quiet: bool,
+    echo: Callable[[str], None],
+    workers: int,
+    worker_setup: Callable[[], object] | None,
+) -> dict[str, Any]:
+    """The tasks ``names`` (those to run) in a pool of ``workers`` spawned processes.
+
+    Each finished task's entry is merged into results.json here as it comes; a failed task is
+    reported as in the serial run, the tasks not started are cancelled, those running are
+    waited for and kept, and the first failure is raised. results.json ends with its tasks in
+    the order that the serial run gives (those it held first, then ``names``).
+    """
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+    t_all = time.perf_counter()
+    held = list(results["tasks"])
+    todo = []
+    for name in names:
+        entry = results["tasks"].get(name)
+        if _check_entry(out, name, entry, profile, n_seeds, echo):
+            todo.append(name)
+        else:
+            meta["seconds_total"] = time.perf_counter() - t_all
+            results = res.write_entry(out, name, entry, meta, results)
+    sent = {}
+    for name in todo:
+        try:
+            sent[name] = pickle.dumps(get_task(name))
+        except Exception as exc:
+            raise HnnkitValueError(
+                f"task {name} cannot be sent to a worker process ({type(exc).__name__}: {exc}); "
+                "run it with --workers 1"
+            ) from exc
+    ctx = multiprocessing.get_context("spawn")
+    lines = ctx.SimpleQueue()
+    failure: BaseException | None = None
+    n = min(workers, len(todo))
+    echo(f"running {len(todo)} tasks in {n} worker processes: {', '.join(todo)}")
+    with ProcessPoolExecutor(
+        n, mp_context=ctx, initializer=_worker_init, initargs=(lines, worker_setup)
+    ) as pool:
+        futures: dict[Future, str] = {
+            pool.submit(_worker_task, sent[name], out, profile, n_seeds, str(dev), quiet): name
+            for name in todo
+        }
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                _echo_lines(lines, echo)  # a task's lines are all sent before its result
+                for future in sorted(done, key=lambda f: todo.index(futures[f])):
+                    name = futures[future]
+                    if future.cancelled():
+                        continue
+                    exc = future.exception()
+                    if exc is not None:
+                        echo(f"[{name}] failed: {type(exc).__name__}: {exc}")
+                        if failure is None:
+                            failure = exc
+                            for f in pending:  # those not started; the running ones finish
+                                f.cancel()
+                        continue
+                    entry, seconds = future.result()
+                    meta["seconds_total"] = time.perf_counter() - t_all
+                    if "skipped" not in entry:
+                        entry["seconds"] = round(seconds, 1)
+                    results = res.write_entry(out, name, entry, meta, results)
+                    echo(f"[{name}] done in {seconds:.1f} s")
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
+        finally:
+            _echo_lines(lines, echo)
+    # the serial run's order: the entries results.json held, then the tasks as asked for
+    order = [*held, *(n for n in names if n not in held)]
+    tasks = results["tasks"]
+    results["tasks"] = {n: tasks[n] for n in [*order, *tasks] if n in tasks}
+    atomic_write_json(out / res.RESULTS, results)
+    results = json.loads(dumps(results))
+    if failure is not None:
+        raise failure
+    return results
+
+
+#: In a worker process: where its progress lines go (to the parent, which echoes them).
+_WORKER_LINES: Any = None
+#: In a worker process: the parent's ``worker_setup``, until it has run.
+_WORKER_SETUP: Callable[[], object] | None = None
+
+
+def _worker_init(lines: Any, setup: Callable[[], object] | None) -> None:
+    global _WORKER_LINES, _WORKER_SETUP
+    from . import _seeds
+
+    _WORKER_LINES, _WORKER_SETUP = lines, setup
+    _seeds.LINES_ONLY = True
+    torch.set_num_threads(1)
+
+
+def _worker_echo(line: str) -> None:
+    _WORKER_LINES.put(line)
+
+
+def _echo_lines(lines: Any, echo: Callable[[str], None]) -> None:
+    while not lines.empty():
+        echo(lines.get())
+
+
+def _worker_task(
+    task_bytes: bytes, out: Path, profile: str, n_seeds: int, device: str, quiet: bool
+) -> tuple[dict[str, Any], float]:
+    """In a worker process: one task's results.json entry and its seconds."""
+    global _WORKER_SETUP
+    t0 = time.perf_counter()
+    try:
+        if _WORKER_SETUP is not None:
+            setup, _WORKER_SETUP = _WORKER_SETUP, None
+            setup()
+        task = pickle.loads(task_bytes)
+        check_task(task)
+        entry = _run_task(task, out, profile, n_seeds, torch.device(device), quiet, _worker_echo)
+    except Exception as exc:
+        raise _portable(exc) from None
+    return entry, time.perf_counter() - t0
+
+
+def _portable(exc: Exception) -> Exception:
+    """``exc``, or if it cannot travel back to the parent process one of its message that can."""
+    try:
+        back = pickle.loads(pickle.dumps(exc))
+        if type(back) is type(exc) and str(back) == str(exc):
+            return exc
+    except Exception:
+        pass
+    for kind in (DataFileError, HnnkitValueError, RuntimeError):
+        if isinstance(exc, kind):
+            return kind(f"{type(exc).__name__}: {exc}")
+    return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
 def _run_task(
