@@ -100,13 +100,13 @@ def rollout_panels(
         x0 = _first(rollouts.true)[0]
         if orbit:
             n_bodies = x0.shape[-1] // 4
-            ax.plot(x0[0 : 2 * n_bodies : 2], x0[1 : 2 * n_bodies : 2], **_START)
+            ax.plot(x0[0 : 2 * n_bodies : 2], x0[1 : 2 * n_bodies : 2], **style.START_MARKER)
             ax.set_xlabel("x")
             ax.set_ylabel("y")
             ax.set_aspect("equal", adjustable="datalim")
         else:
             d = x0.shape[-1] // 2
-            ax.plot([x0[0]], [x0[d]], **_START)
+            ax.plot([x0[0]], [x0[d]], **style.START_MARKER)
             ax.set_xlabel(dof_labels[0])
             ax.set_ylabel(dof_labels[1])
         ax.xaxis.set_major_locator(MaxNLocator(nbins=6))
@@ -140,19 +140,6 @@ def rollout_panels(
             framealpha=0.95,
         )
         return save(fig, path_stem)
-
-
-#: The start marker of trajectory plots.
-_START = {
-    "marker": "o",
-    "ms": 7,
-    "mfc": "white",
-    "mec": "black",
-    "mew": 1.6,
-    "linestyle": "none",
-    "zorder": 7,
-    "label": "start",
-}
 
 
 def energy_curves(
@@ -241,7 +228,7 @@ def divergence_figure(
         ax.plot(
             x0[0 : 2 * n_bodies : 2],
             x0[1 : 2 * n_bodies : 2],
-            **{**_START, "ms": 8, "label": "start (each body)"},
+            **{**style.START_MARKER, "ms": 8, "label": "start (each body)"},
         )
         ax.set_xlabel("x")
         ax.set_ylabel("y")

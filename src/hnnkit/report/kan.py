@@ -77,7 +77,7 @@ def plot_rollouts(
             x = traj.cpu().numpy()
             ax.plot(x[:, 0], x[:, 1], **_kan_style(name))
         x0 = trajs["truth"][0].cpu().numpy()
-        ax.plot([x0[0]], [x0[1]], **_START)
+        ax.plot([x0[0]], [x0[1]], **style.START_MARKER)
         ax.set_xlabel(style.Q_LABEL)
         ax.set_ylabel(style.P_LABEL)
         ax.set_aspect("equal", adjustable="datalim")
@@ -115,19 +115,6 @@ def plot_rollouts(
         fig.tight_layout()
         out["rollout_energy"] = save(fig, stem.with_name(stem.name + "_energy"))
     return out
-
-
-#: The start marker of the phase plot.
-_START = {
-    "marker": "o",
-    "ms": 7,
-    "mfc": "white",
-    "mec": "black",
-    "mew": 1.6,
-    "linestyle": "none",
-    "zorder": 7,
-    "label": "start",
-}
 
 
 def plot_kan_diagram(

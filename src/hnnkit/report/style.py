@@ -55,6 +55,17 @@ MODEL_LABELS = {
     "kan-hnn-l1": "KAN-HNN + L1",
     "kan-symbolic": "extracted formula",
 }
+#: The marker of a trajectory's start state, in every trajectory plot.
+START_MARKER = {
+    "marker": "o",
+    "ms": 7,
+    "mfc": "white",
+    "mec": "black",
+    "mew": 1.6,
+    "linestyle": "none",
+    "zorder": 7,
+    "label": "start",
+}
 #: Colours of models not in :data:`MODEL_COLORS` (none of them used there).
 FALLBACK_COLORS = ("#8c564b", "#bcbd22", "#7f7f7f", "#17a589", "#b9770e", "#5d6d7e")
 
