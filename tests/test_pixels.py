@@ -311,6 +311,34 @@ def test_run_pixel_pendulum_smoke(tmp_path):
         run_pixel_pendulum(tmp_path / "x", profile="huge")
 
 
+def test_hnnkit_evaluate_recomputes_a_pixel_model_directory(tmp_path, monkeypatch, capsys):
+    import json
+
+    from hnnkit.cli import main
+
+    monkeypatch.setenv("HNNKIT_CACHE", str(tmp_path / "cache"))
+    res = run_pixel_pendulum(tmp_path / "run", profile="smoke", seed=0, cache=False)
+    for kind, name in (("baseline", "pixel-baseline"), ("hnn", "pixel-hnn")):
+        run = tmp_path / "run" / kind
+        cfg = json.loads((run / "config.json").read_text())
+        assert cfg["model"] == name and cfg["seed"] == 0 and "provenance" in cfg
+        assert cfg["pixels"] == res["config"]["data"]
+        recorded = res["models"][kind]
+        (run / "metrics.json").unlink()  # evaluate writes it again from the checkpoint alone
+        assert main(["evaluate", str(run)]) == 0
+        assert "test_loss" in capsys.readouterr().out
+        got = json.loads((run / "metrics.json").read_text())
+        for key in ("train_loss", "test_loss", "energy"):
+            assert got[key]["mean"] == pytest.approx(recorded[key]["mean"], rel=1e-12, abs=0)
+        assert main(["evaluate", str(run), "--t-span", "0", "5"]) == 2  # not for a pixel run
+    # a config that does not describe the checkpoint is refused
+    run = tmp_path / "run" / "hnn"
+    cfg = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**cfg, "options": {"ae_hidden": 64}}))
+    assert main(["evaluate", str(run)]) == 2
+    assert "does not describe" in capsys.readouterr().err
+
+
 def test_the_task_builds_its_models_through_the_registry():
     from hnnkit.experiments import pixel_pendulum as pp
     from hnnkit.models import get_model, list_models

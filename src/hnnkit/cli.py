@@ -217,11 +217,14 @@ def _read_run_config(path: Path, *, required: tuple[str, ...] = REQUIRED_CONFIG_
     if not required:
         return cfg
     from .models import list_models
+    from .models.registry import PIXELS
 
     _import_run_plugins(cfg, path)
     models = list_models()
     entry = models.get(cfg.get("model"))  # type: ignore[arg-type]
-    if entry is not None and entry.accepts("hidden"):
+    if entry is not None and entry.data == PIXELS:  # no system: its pixel data set instead
+        required = (*(k for k in required if k != "system"), "pixels", "options", "eval")
+    elif entry is not None and entry.accepts("hidden"):
         required = (*required, "hidden")
     missing = [key for key in required if key not in cfg]
     if missing:
@@ -998,6 +1001,8 @@ def _check_t_span(t_span: list[float] | None, system: str | None) -> tuple[float
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .files import DirectoryLock, remove_stale_temporaries
+    from .models import get_model
+    from .models.registry import PIXELS
     from .train import load_checkpoint
 
     run = Path(args.run_dir)
@@ -1011,6 +1016,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     with DirectoryLock(run, "hnnkit evaluate"):
         remove_stale_temporaries(run)
         cfg = _read_run_config(cfg_path)
+        if get_model(cfg["model"]).data == PIXELS:
+            if args.t_span is not None:
+                raise HnnkitValueError(
+                    "--t-span: not for a pixel model, whose rollouts span its recorded "
+                    "evaluation frames; drop it"
+                )
+            state = load_checkpoint(run / "checkpoint.pt")
+            _check_config_matches_checkpoint(
+                cfg, state, cfg_path, "the run is mislabelled: rerun the task that made it"
+            )
+            return _evaluate_pixel_run(run, cfg, state)
         if "data" in cfg and args.t_span is not None:
             raise HnnkitValueError(
                 "--t-span: not for a --data run, whose rollouts follow the recorded times of "
@@ -1025,6 +1041,31 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"the run is mislabelled: retrain it with `hnnkit train --force --out {run}`",
         )
         return _evaluate_run(run, cfg, state, span)
+
+
+def _evaluate_pixel_run(run: Path, cfg: dict[str, Any], state: dict[str, Any]) -> int:
+    """``hnnkit evaluate`` of a pixel model's directory (a ``data="pixels"`` model): the
+    losses and the energy metric its task records, recomputed from config.json and the weights."""
+    from .experiments.pixel_pendulum import evaluate_pixel_run
+    from .files import atomic_write_json
+
+    try:
+        metrics = evaluate_pixel_run(cfg, state["model"])
+    except DataFileError as exc:
+        raise DataFileError(f"{run}: {exc}") from exc
+    previous: dict[str, Any] = {}
+    try:
+        loaded = json.loads((run / "metrics.json").read_text())
+        previous = loaded if isinstance(loaded, dict) else {}
+    except (OSError, ValueError):
+        pass  # missing or corrupt: rewritten from scratch
+    atomic_write_json(run / "metrics.json", {**previous, **metrics})
+    for k in ("train_loss", "test_loss", "energy"):
+        v = metrics[k]
+        print(f"{k:<14} {v['mean']:.4e} ± {v['sem']:.2e}")
+    print(f"{'coord_mse':<14} {metrics['coord_mse']:.4e}")
+    print(f"wrote {run}/metrics.json")
+    return 0
 
 
 def _evaluate_run(run: Path, cfg: dict[str, Any], state: dict[str, Any], span) -> int:

@@ -572,6 +572,54 @@ def pixel_pendulum_dataset(
     return data
 
 
+def pixel_dataset_from_config(
+    config: dict[str, Any], *, cache: bool | str | os.PathLike = True
+) -> PixelPendulumData:
+    """Rebuild the data set whose :attr:`PixelPendulumData.config` a run recorded.
+
+    Args:
+        config: the ``config`` of a :func:`pixel_pendulum_dataset` result (as read back from
+            JSON).
+        cache: as for :func:`pixel_pendulum_dataset` (default ``True``).
+
+    Raises:
+        DataFileError: if ``config`` is not such a config, or describes data this version
+            cannot make (another :data:`PIXELS_VERSION` or crop).
+    """
+    try:
+        geometry = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in dict(config["geometry"]).items()
+        }
+        data = pixel_pendulum_dataset(
+            config["n_trajectories"],
+            config["n_frames"],
+            config["size"],
+            config["seed"],
+            render_size=config["render_size"],
+            test_fraction=config["test_fraction"],
+            theta_range=tuple(config["theta_range"]),
+            omega_max=config["omega_max"],
+            dt=config["dt"],
+            dynamics=config["dynamics"],
+            geometry=PendulumGeometry(**geometry),
+            cache=cache,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataFileError(
+            f"not a pixel-pendulum data set's config ({type(exc).__name__}: {exc})"
+        ) from None
+    recorded = json.loads(json.dumps(config, sort_keys=True))
+    if data.config != recorded:
+        diffs = sorted(
+            k for k in set(recorded) | set(data.config) if recorded.get(k) != data.config.get(k)
+        )
+        raise DataFileError(
+            f"the recorded pixel data set cannot be rebuilt by this version (differs in "
+            f"{', '.join(diffs)})"
+        )
+    return data
+
+
 def _cache_path(config: dict[str, Any], cache: bool | str | os.PathLike) -> Path | None:
     if cache is False or cache is None:
         return None

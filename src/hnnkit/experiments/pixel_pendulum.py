@@ -46,14 +46,21 @@ from typing import Any
 
 import torch
 
-from ..data.pixels import PixelPendulumData, pixel_pendulum_dataset, simulate_pixel_pendulum
-from ..errors import HnnkitValueError, check_choice
+from ..data.pixels import (
+    PixelPendulumData,
+    pixel_dataset_from_config,
+    pixel_pendulum_dataset,
+    simulate_pixel_pendulum,
+)
+from ..errors import DataFileError, HnnkitValueError, check_choice
 from ..evaluate.pixels import energy_metric, fit_code_to_coords, per_sample_loss
 from ..files import atomic_write_json
 from ..metrics import mean_sem
-from ..models import build_model
+from ..models import build_model, get_model
 from ..models.autoencoder import PixelHNN
+from ..models.registry import PIXELS
 from ..report.pixels import fig8, write_gif
+from ..report.provenance import provenance
 from ..train import Progress, fit
 from ._seeds import run_seeds
 
@@ -153,6 +160,7 @@ def train_pixel_model(
     checkpoint: str | Path | None = None,
     checkpoint_every: int = 0,
     run_dir: str | Path | None = None,
+    config: dict[str, Any] | None = None,
 ) -> list[dict[str, float]]:
     """Train ``model`` in place on ``data`` as the original ``train.py`` does, through :func:`fit`.
 
@@ -168,7 +176,8 @@ def train_pixel_model(
     returns at once.
 
     Args: ``batch_size``, ``lr``, ``weight_decay``, ``log_every`` default to the original's;
-    ``quiet=False`` shows a progress bar; ``checkpoint_every=0`` saves only at the end.
+    ``quiet=False`` shows a progress bar; ``checkpoint_every=0`` saves only at the end;
+    ``config`` is stored in the checkpoint (the model directory's ``config.json``).
 
     Returns:
         History: ``[{"step", "train_loss", "test_loss", "seconds"}, ...]``.
@@ -199,8 +208,138 @@ def train_pixel_model(
         resume=checkpoint is not None or run_dir is not None,
         monitor=_sampled_test_batch,
         quiet=quiet,
+        config=config,
     )
     return result.history
+
+
+# -- evaluation -----------------------------------------------------------------------------
+#: The evaluation trajectories' initial angles :math:`|\theta_0|` and the latent solve's tolerances.
+EVAL_THETA_RANGE = (math.pi / 11, math.pi / 10)
+EVAL_RTOL, EVAL_ATOL = 1e-3, 1e-6
+
+
+def eval_spec(cfg: PixelProfile, seed: int) -> dict[str, Any]:
+    """The evaluation trajectories and solve of a run (its ``config.json``'s ``eval``)."""
+    return {
+        "trajectories": cfg.eval_trajectories,
+        "frames": cfg.eval_frames,
+        "seed": seed + 1,
+        "size": cfg.size,
+        "render_size": cfg.render_size,
+        "theta_range": list(EVAL_THETA_RANGE),
+        "rtol": EVAL_RTOL,
+        "atol": EVAL_ATOL,
+    }
+
+
+def eval_trajectories(spec: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Float frames ``(B, frames + 1, size, size)`` and coordinates of :func:`eval_spec`'s set."""
+    frames_u8, coords = simulate_pixel_pendulum(
+        spec["trajectories"],
+        spec["frames"] + 1,
+        generator=torch.Generator().manual_seed(spec["seed"]),
+        size=spec["size"],
+        render_size=spec["render_size"],
+        theta_range=tuple(spec["theta_range"]),
+    )
+    return frames_u8.float() / 255.0, coords
+
+
+def model_metrics(
+    model: PixelHNN,
+    data: PixelPendulumData,
+    eval_frames: torch.Tensor,
+    eval_coords: torch.Tensor,
+    *,
+    rtol: float = EVAL_RTOL,
+    atol: float = EVAL_ATOL,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A trained model's train/test losses, energy metric and loss terms (module docstring).
+
+    Returns:
+        ``({"train_loss", "test_loss", "energy", "coord_mse", "loss_terms"}, ev)`` with ``ev``
+        :func:`~hnnkit.evaluate.pixels.energy_metric`'s result (the curves for the figures).
+    """
+    dev = next(model.parameters()).device
+    train_l = per_sample_loss(model, data.train)
+    test_l = per_sample_loss(model, data.test)
+    with torch.no_grad():
+        terms = model.losses(data.test.x.to(dev), data.test.x_next.to(dev))
+    code_map = fit_code_to_coords(model, data.train)
+    ev = energy_metric(model, code_map, eval_frames, eval_coords, rtol=rtol, atol=atol)
+    row = {
+        "train_loss": mean_sem(train_l),
+        "test_loss": mean_sem(test_l),
+        "energy": {"mean": ev["mean"], "sem": ev["sem"], "values": ev["values"]},
+        "coord_mse": ev["coord_mse"],
+        "loss_terms": {k: float(v.mean()) for k, v in terms.items() if k != "total"},
+    }
+    return row, ev
+
+
+def model_run_config(
+    kind: str, profile: str, seed: int, cfg: PixelProfile, data: PixelPendulumData
+) -> dict[str, Any]:
+    """The ``config.json`` of one model's directory (``OUT/{kind}``), as ``hnnkit evaluate``
+    reads it: the registered model and its options, the seed, the pixel data set's config
+    (``pixels``), the training settings and the evaluation (:func:`eval_spec`)."""
+    return {
+        "model": REGISTERED[kind],
+        "options": {"ae_hidden": cfg.ae_hidden, "latent_hidden": list(cfg.latent_hidden)},
+        "seed": seed,
+        "profile": profile,
+        "pixels": data.config,
+        "training": {
+            "loss": "autoencoder",
+            "optimizer": "adam",
+            "steps": cfg.steps,
+            "first_step": 0,
+            "batch_size": cfg.batch_size,
+            "lr": cfg.lr,
+            "weight_decay": cfg.weight_decay,
+            "log_every": cfg.log_every,
+            "checkpoint_every": max(1, cfg.steps // 10),
+        },
+        "eval": eval_spec(cfg, seed),
+    }
+
+
+def evaluate_pixel_run(
+    cfg: dict[str, Any], model_state: dict[str, Any], *, cache: bool = True
+) -> dict[str, Any]:
+    """Re-evaluate a pixel model directory from its ``config.json`` and checkpoint weights.
+
+    Rebuilds the data set (:func:`~hnnkit.data.pixels.pixel_dataset_from_config`, cached),
+    the registered model with the recorded options, and the evaluation trajectories, and
+    returns :func:`model_metrics`'s row: the numbers the task recorded for this model.
+
+    Raises:
+        DataFileError: if the config is not a pixel run's, or the weights do not fit its model.
+    """
+    try:
+        entry = get_model(cfg["model"])
+        options, seed, spec = dict(cfg["options"]), int(cfg["seed"]), dict(cfg["eval"])
+        pixels = dict(cfg["pixels"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataFileError(
+            f"config.json is not a pixel model's ({type(exc).__name__}: {exc})"
+        ) from None
+    if entry.data != PIXELS:
+        raise DataFileError(f"model {cfg['model']!r} does not learn from pixels")
+    data = pixel_dataset_from_config(pixels, cache=cache)
+    model = build_model(
+        cfg["model"], data.input_dim, generator=torch.Generator().manual_seed(seed), **options
+    )
+    try:
+        model.load_state_dict(model_state)
+    except RuntimeError as exc:
+        raise DataFileError(
+            f"the checkpoint does not match the model in config.json ({exc})"
+        ) from exc
+    frames, coords = eval_trajectories(spec)
+    row, _ = model_metrics(model, data, frames, coords, rtol=spec["rtol"], atol=spec["atol"])
+    return row
 
 
 # -- driver -------------------------------------------------------------------------------
@@ -216,9 +355,10 @@ def run_pixel_pendulum(
     """Train and evaluate the baseline and HNN autoencoders on the pixel pendulum.
 
     Args:
-        out_dir: directory for ``config.json``, ``metrics.json``, ``{model}/log.csv``,
-            ``{model}/checkpoint.pt`` (:func:`hnnkit.train.fit`'s run files) and ``figures/`` (``pixel-pendulum-fig8.{png,svg}``,
-            ``pixel-pendulum.gif``).
+        out_dir: directory for ``config.json``, ``metrics.json``, one run directory per model
+            (``{model}/``: ``config.json`` from :func:`model_run_config`, :func:`hnnkit.train.fit`'s
+            ``log.csv`` and ``checkpoint.pt``, and ``metrics.json``; ``hnnkit evaluate`` reads
+            it) and ``figures/`` (``pixel-pendulum-fig8.{png,svg}``, ``pixel-pendulum.gif``).
         profile: ``"smoke"``, ``"quick"`` (default) or ``"paper"`` (see :data:`PROFILES`).
         seed: seeds the data (``seed``), the evaluation trajectories (``seed + 1``), the
             initialisations and the batches; no global RNG is touched.
@@ -248,15 +388,7 @@ def run_pixel_pendulum(
     data = pixel_pendulum_dataset(
         cfg.n_trajectories, cfg.n_frames, cfg.size, seed, render_size=cfg.render_size, cache=cache
     )
-    eval_frames_u8, eval_coords = simulate_pixel_pendulum(
-        cfg.eval_trajectories,
-        cfg.eval_frames + 1,
-        generator=torch.Generator().manual_seed(seed + 1),
-        size=cfg.size,
-        render_size=cfg.render_size,
-        theta_range=(math.pi / 11, math.pi / 10),
-    )
-    eval_frames = eval_frames_u8.float() / 255.0
+    eval_frames, eval_coords = eval_trajectories(eval_spec(cfg, seed))
     data_seconds = time.perf_counter() - t0
     say(f"[pixel-pendulum] data: {tuple(data.frames.shape)} frames in {data_seconds:.1f} s")
     config = {
@@ -265,10 +397,10 @@ def run_pixel_pendulum(
         **asdict(cfg),
         "data": data.config,
         "eval": {
-            "theta_range": [math.pi / 11, math.pi / 10],
+            "theta_range": list(EVAL_THETA_RANGE),
             "seed": seed + 1,
-            "rtol": 1e-3,
-            "atol": 1e-6,
+            "rtol": EVAL_RTOL,
+            "atol": EVAL_ATOL,
         },
     }
     atomic_write_json(out / "config.json", config)
@@ -284,6 +416,11 @@ def run_pixel_pendulum(
             ae_hidden=cfg.ae_hidden,
             latent_hidden=cfg.latent_hidden,
         ).to(dev)
+        run_config = model_run_config(kind, profile, seed, cfg, data)
+        atomic_write_json(
+            out / kind / "config.json",
+            {**run_config, "dataset": data.config, "provenance": provenance()},
+        )
         say(f"[pixel-pendulum] training {kind} for {cfg.steps} steps")
         t1 = time.perf_counter()
         history = train_pixel_model(
@@ -297,26 +434,15 @@ def run_pixel_pendulum(
             log_every=cfg.log_every,
             quiet=quiet,
             run_dir=out / kind,  # checkpoint.pt and log.csv; a killed run resumes from here
-            checkpoint_every=max(1, cfg.steps // 10),
+            checkpoint_every=run_config["training"]["checkpoint_every"],
+            config=run_config,
         )
         # training time over every attempt, as recorded in the history
         train_seconds = history[-1]["seconds"] if history else time.perf_counter() - t1
-        train_l = per_sample_loss(model, data.train)
-        test_l = per_sample_loss(model, data.test)
-        with torch.no_grad():
-            terms = model.losses(data.test.x.to(dev), data.test.x_next.to(dev))
-        code_map = fit_code_to_coords(model, data.train)
-        ev = energy_metric(model, code_map, eval_frames, eval_coords)
+        row, ev = model_metrics(model, data, eval_frames, eval_coords)
         evals[kind] = ev
-        results[kind] = {
-            "train_loss": mean_sem(train_l),
-            "test_loss": mean_sem(test_l),
-            "energy": {"mean": ev["mean"], "sem": ev["sem"], "values": ev["values"]},
-            "coord_mse": ev["coord_mse"],
-            "loss_terms": {k: float(v.mean()) for k, v in terms.items() if k != "total"},
-            "train_seconds": train_seconds,
-            "history": history,
-        }
+        results[kind] = {**row, "train_seconds": train_seconds, "history": history}
+        atomic_write_json(out / kind / "metrics.json", {**row, "train_seconds": train_seconds})
         say(
             f"[pixel-pendulum] {kind}: train {results[kind]['train_loss']['mean']:.4e}  "
             f"test {results[kind]['test_loss']['mean']:.4e}  energy {ev['mean']:.4e}  ({train_seconds:.1f} s)"
