@@ -79,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="output directory (default: a temporary one); its tasks are recomputed (force)",
     )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="tasks run in this many processes (default 1: serial, the per-task times add up)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temporary output directory")
     ap.add_argument("--json", default=None, help="also write the timings to this JSON file")
     args = ap.parse_args(argv)
@@ -121,7 +127,16 @@ def main(argv: list[str] | None = None) -> int:
 
     tasks = args.tasks or (QUICK_TASKS if args.quick else None)
     try:
-        reproduce(out, tasks=tasks, profile=profile, seeds=seeds, quiet=True, echo=echo, force=True)
+        reproduce(
+            out,
+            tasks=tasks,
+            profile=profile,
+            seeds=seeds,
+            quiet=True,
+            echo=echo,
+            force=True,
+            workers=args.workers,
+        )
         total = time.perf_counter() - t0
         results: dict[str, Any] = json.loads((out / "results.json").read_text())
     finally:
