@@ -20,6 +20,11 @@ from .errors import (
 )
 
 
+def _given(*options: tuple[str, Any]) -> list[str]:
+    """The flags among ``(flag, value)`` pairs that the user gave (value not ``None``)."""
+    return [flag for flag, value in options if value is not None]
+
+
 def _int_list(flag: str, example: str):
     def parse(text: str) -> tuple[int, ...]:
         try:
@@ -430,31 +435,23 @@ def _source_config(args: argparse.Namespace) -> tuple[dict[str, Any], int]:
     from .data import load_trajectories
     from .data.sampling import check_energy_range
 
-    own = [
-        flag
-        for flag, value in (
-            ("--hamiltonian", args.hamiltonian),
-            ("--dof", args.dof),
-            ("--param", args.param),
-        )
-        if value is not None
-    ]
+    own = _given(
+        ("--hamiltonian", args.hamiltonian),
+        ("--dof", args.dof),
+        ("--param", args.param),
+    )
     if args.test_fraction is not None and not 0 < args.test_fraction < 1:
         raise HnnkitValueError(
             f"--test-fraction must be in (0, 1) (the share of whole trajectories held out), got "
             f"{args.test_fraction}"
         )
     if args.data is not None:
-        simulation = [
-            flag
-            for flag, value in (
-                ("--n-trajectories", args.n_trajectories),
-                ("--n-points", args.n_points),
-                ("--noise-std", args.noise_std),
-                ("--energy-range", args.energy_range),
-            )
-            if value is not None
-        ]
+        simulation = _given(
+            ("--n-trajectories", args.n_trajectories),
+            ("--n-points", args.n_points),
+            ("--noise-std", args.noise_std),
+            ("--energy-range", args.energy_range),
+        )
         if args.system is not None:
             raise HnnkitValueError(
                 f"--data and --system {args.system}: pass one of them (with --data the "
@@ -645,15 +642,11 @@ def _check_train_args(args: argparse.Namespace) -> None:
             f"{','.join(map(str, args.hidden))}"
         )
     if args.system == "real-pendulum":
-        given = [
-            flag
-            for flag, value in (
-                ("--n-trajectories", args.n_trajectories),
-                ("--n-points", args.n_points),
-                ("--noise-std", args.noise_std),
-            )
-            if value is not None
-        ]
+        given = _given(
+            ("--n-trajectories", args.n_trajectories),
+            ("--n-points", args.n_points),
+            ("--noise-std", args.noise_std),
+        )
         if given:
             raise HnnkitValueError(
                 f"{', '.join(given)}: not for --system real-pendulum, whose data are a fixed "
