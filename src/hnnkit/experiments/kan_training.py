@@ -18,18 +18,16 @@ from ..files import atomic_write_json
 from ..models import HNN, MLP, make_kan_hnn
 from ..models.kan import PruneResult, kan_regularizer
 from ..report import provenance
-from ..symbolic import RUN_ENTRY, RUN_FILE, kan_run_entry
+from ..symbolic import RUN_FILE
 from ..train import (
     CHECKPOINT,
-    LOG,
     derivative_loss,
     parameter_l1,
     restart_seed,
     train_with_restarts,
-    update_checkpoint,
-    write_log,
 )
 from .kan_settings import ENERGY_OUTPUT, KAN_WIDTHS, LAMBDA_L1, MODELS, Profile
+from .run import finish_kan_checkpoint
 
 Regularizer = Callable[[nn.Module], Tensor]
 
@@ -121,23 +119,7 @@ def finish_run(run: Path, model: HNN, data: Dataset, log: dict[str, Any], pr: Pr
     :data:`~hnnkit.symbolic.RUN_ENTRY` that ``hnnkit symbolic`` reads; then ``log.csv`` and
     ``metrics.json``."""
     cpu = copy.deepcopy(model).cpu()
-    summary = {
-        "steps": log["steps"],
-        "restart_objectives": log["restart_objectives"],
-        "restart_chosen": log.get("restart_chosen", 0),
-        "pruned_edges": [list(e) for e in pr.edges],
-        "pruned_nodes": [list(n) for n in pr.nodes],
-    }
-    update_checkpoint(
-        run / CHECKPOINT,
-        model=cpu.state_dict(),
-        step=log["steps"],
-        history=log["history"],
-        seconds=log["seconds"],
-        kan=summary,
-        **{RUN_ENTRY: kan_run_entry(cpu, data, weights=False)},
-    )
-    write_log(run / LOG, log["history"])
+    summary = finish_kan_checkpoint(run, cpu, data, log, pr)
     metrics = {**loss_metrics(cpu, data), "train_seconds": log["seconds"], "kan": summary}
     atomic_write_json(run / "metrics.json", metrics)
 

@@ -447,26 +447,40 @@ def train_kan(
         resume=resume,
     )
     model = model.cpu()
-    extra: dict[str, Any] = {
+    pruned = model.energy_net.prune(x_train.cpu()) if kan["prune"] else None
+    extra = finish_kan_checkpoint(out, model, data, log, pruned)
+    return FitResult(model=model, history=log["history"], seconds=log["seconds"]), extra
+
+
+def finish_kan_checkpoint(
+    run_dir: Path, model: torch.nn.Module, data: Dataset, log: dict[str, Any], pruned: Any = None
+) -> dict[str, Any]:
+    """Complete a trained KAN's ``checkpoint.pt`` in ``run_dir`` and write its ``log.csv``.
+
+    The checkpoint gets ``model``'s (pruned) weights, the schedule's whole history and time,
+    the ``kan`` summary (``steps``, ``restart_objectives``, ``restart_chosen``, and with
+    ``pruned``, a :class:`~hnnkit.models.kan.PruneResult`, the pruned edges and nodes) and the
+    :data:`hnnkit.symbolic.RUN_ENTRY` that ``hnnkit symbolic`` reads. Returns the summary.
+    """
+    summary: dict[str, Any] = {
         "steps": log["steps"],
         "restart_objectives": log["restart_objectives"],
         "restart_chosen": log.get("restart_chosen", 0),
     }
-    if kan["prune"]:
-        pr = model.energy_net.prune(x_train.cpu())
-        extra["pruned_edges"] = [list(e) for e in pr.edges]
-        extra["pruned_nodes"] = [list(n) for n in pr.nodes]
+    if pruned is not None:
+        summary["pruned_edges"] = [list(e) for e in pruned.edges]
+        summary["pruned_nodes"] = [list(n) for n in pruned.nodes]
     update_checkpoint(
-        ckpt,
+        run_dir / CHECKPOINT,
         model=model.state_dict(),
         step=log["steps"],
         history=log["history"],
         seconds=log["seconds"],
-        kan=extra,
+        kan=summary,
         **{RUN_ENTRY: kan_run_entry(model, data, weights=False)},
     )
-    write_log(out / LOG, log["history"])
-    return FitResult(model=model, history=log["history"], seconds=log["seconds"]), extra
+    write_log(run_dir / LOG, log["history"])
+    return summary
 
 
 def train_run(
