@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from ..errors import HnnkitValueError, UnknownNameError
-from ..phase_space import join, split, symplectic_gradient
+from ..phase_space import energy_gradient, join, solve_symmetric, split, symplectic_gradient
 from ..registry import Registry
 
 
@@ -36,6 +36,12 @@ class HamiltonianSystem:
         default_noise_std: standard deviation of the Gaussian observation noise.
         default_test_fraction: fraction of trajectories held out for testing.
         separable: whether :math:`H = T(p) + V(q)` (leapfrog is then valid).
+        quadratic_momentum: whether :math:`H` is at most quadratic in :math:`p` with a
+            positive-definite :math:`\partial^2 H/\partial p^2` (a kinetic energy
+            :math:`\tfrac12 p^\top M(q)^{-1} p`). It enables the velocity maps
+            :meth:`velocity`, :meth:`momentum` and :meth:`lagrangian` (which the Lagrangian NN
+            needs); a system whose :math:`H` is not quadratic in :math:`p` overrides
+            :meth:`velocity` and :meth:`momentum` instead.
         formula: a human-readable formula for :math:`H`.
         version: ``None`` (default), or a string or integer you bump whenever the class's
             behaviour changes. When a class declares it, :meth:`identity` uses it instead of
@@ -51,6 +57,7 @@ class HamiltonianSystem:
     default_noise_std: ClassVar[float] = 0.0
     default_test_fraction: ClassVar[float] = 0.5
     separable: ClassVar[bool] = False
+    quadratic_momentum: ClassVar[bool] = False
     formula: ClassVar[str] = "H(q, p)"
     version: ClassVar[str | int | None] = None
 
@@ -105,6 +112,130 @@ class HamiltonianSystem:
         r""":math:`\dot x = J\nabla H(x)`, by autograd. Subclasses may override it analytically."""
         self.check_state(x)
         return symplectic_gradient(self._energy, x)
+
+    # -- the Lagrangian description: maps between (q, p) and (q, q-dot) ----------------
+    @property
+    def has_velocity_map(self) -> bool:
+        """Whether :meth:`velocity` and :meth:`momentum` work for this system."""
+        cls = type(self)
+        overridden = (
+            cls.velocity is not HamiltonianSystem.velocity
+            and cls.momentum is not HamiltonianSystem.momentum
+        )
+        return bool(self.quadratic_momentum) or overridden
+
+    def check_velocity_map(self) -> None:
+        """Raise :class:`HnnkitValueError` unless :attr:`has_velocity_map`; the message names
+        the system, how to give it the maps, and the registered systems that have them."""
+        if self.has_velocity_map:
+            return
+        name = type(self).__name__
+        raise HnnkitValueError(
+            f"{name} has no velocity map between (q, p) and (q, dq/dt): declare the class "
+            f"attribute quadratic_momentum = True if its H is at most quadratic in p with a "
+            f"positive-definite d²H/dp² (a kinetic energy p^T M(q)^-1 p / 2), or override "
+            f"{name}.velocity and {name}.momentum. Registered systems with a velocity map: "
+            f"{', '.join(velocity_map_systems()) or 'none'} (and custom systems whose H is "
+            "at most quadratic in p)"
+        )
+
+    def velocity(self, x: Tensor) -> Tensor:
+        r"""The generalised velocity :math:`\dot q = \partial H/\partial p` of states.
+
+        By autograd of :meth:`hamiltonian`, with a graph exactly when autograd is enabled.
+
+        Args:
+            x: states ``(..., 2*dof)``.
+
+        Returns:
+            ``(..., dof)``.
+
+        Raises:
+            HnnkitValueError: on a bad state, or a system without a velocity map
+                (:meth:`check_velocity_map`).
+        """
+        self.check_state(x)
+        self.check_velocity_map()
+        return split(energy_gradient(self._energy, x))[1]
+
+    def momentum(self, q: Tensor, qdot: Tensor) -> Tensor:
+        r"""The momentum of a velocity, :math:`p = (\partial^2 H/\partial p^2)^{-1}(\dot q - \partial_p H|_{p=0})`.
+
+        Exact for :math:`H` at most quadratic in :math:`p`, where :math:`\dot q = \partial_p H`
+        is affine in :math:`p`; for a kinetic energy :math:`\tfrac12 p^\top M(q)^{-1} p` it is
+        :math:`p = M(q)\dot q`. Both derivatives are taken at :math:`p = 0` by autograd and the
+        linear system is solved per state; differentiable in ``q`` and ``qdot``.
+
+        Args:
+            q: positions ``(..., dof)``.
+            qdot: velocities ``(..., dof)``, broadcastable with ``q``.
+
+        Returns:
+            ``(..., dof)``.
+
+        Raises:
+            HnnkitValueError: on bad shapes, a system without a velocity map, or a singular
+                :math:`\partial^2 H/\partial p^2` (a mass matrix that is not positive definite).
+        """
+        q, qdot = self._check_pair(q, qdot)
+        self.check_velocity_map()
+        build = torch.is_grad_enabled()
+        with torch.enable_grad():
+            p0 = torch.zeros_like(q).requires_grad_(True)
+            h = self._energy(join(q, p0))
+            (b,) = torch.autograd.grad(h.sum(), p0, create_graph=True, materialize_grads=True)
+            rows = [
+                torch.autograd.grad(
+                    b[..., i].sum(),
+                    p0,
+                    create_graph=build,
+                    retain_graph=True,
+                    materialize_grads=True,
+                )[0]
+                for i in range(self.dof)
+            ]
+        hpp = torch.stack(rows, dim=-2)
+        rhs = qdot - b if build else (qdot - b).detach()
+        name = type(self).__name__
+        return solve_symmetric(
+            hpp if build else hpp.detach(),
+            rhs,
+            what=f"{name}'s mass matrix inverse d²H/dp²",
+            advice=(
+                f"{name}'s kinetic energy must be positive definite in p at every state "
+                "(check its parameters and the states passed in)"
+            ),
+        )
+
+    def lagrangian(self, q: Tensor, qdot: Tensor) -> Tensor:
+        r"""The Lagrangian :math:`L(q, \dot q) = p\cdot\dot q - H(q, p)` with :math:`p` = :meth:`momentum`.
+
+        For a kinetic energy plus a potential this is :math:`T - V`.
+
+        Args:
+            q: positions ``(..., dof)``.
+            qdot: velocities ``(..., dof)``.
+
+        Returns:
+            ``(...)``.
+        """
+        q, qdot = self._check_pair(q, qdot)
+        p = self.momentum(q, qdot)
+        return (p * qdot).sum(-1) - self._energy(join(q, p))
+
+    def _check_pair(self, q: Tensor, qdot: Tensor) -> tuple[Tensor, Tensor]:
+        for name, v in (("q", q), ("qdot", qdot)):
+            if not isinstance(v, Tensor) or v.ndim == 0 or v.shape[-1] != self.dof:
+                got = tuple(v.shape) if isinstance(v, Tensor) else type(v).__name__
+                raise HnnkitValueError(
+                    f"{name} must be a tensor of shape (..., {self.dof}) for {self!r}, got {got}"
+                )
+        try:
+            return torch.broadcast_tensors(q, qdot)  # type: ignore[return-value]
+        except RuntimeError:
+            raise HnnkitValueError(
+                f"q {tuple(q.shape)} and qdot {tuple(qdot.shape)} do not broadcast"
+            ) from None
 
     def exact_solution(self, t: Tensor, x0: Tensor) -> Tensor | None:
         """Closed-form trajectory ``(len(t), *x0.shape)``, or ``None`` when there is none."""
@@ -360,6 +491,22 @@ def list_systems() -> dict[str, Callable[..., HamiltonianSystem]]:
     return dict(_REGISTRY)
 
 
+def velocity_map_systems() -> list[str]:
+    """The registered systems whose class has the velocity maps (``quadratic_momentum``, or
+    overridden ``velocity`` and ``momentum``); ``custom`` decides per formula and is left out."""
+    names = []
+    for name, cls in _REGISTRY.items():
+        if not (isinstance(cls, type) and issubclass(cls, HamiltonianSystem)):
+            continue
+        overridden = (
+            cls.velocity is not HamiltonianSystem.velocity
+            and cls.momentum is not HamiltonianSystem.momentum
+        )
+        if cls.quadratic_momentum or overridden:
+            names.append(name)
+    return sorted(names)
+
+
 def check_positive(**values: float) -> None:
     """Raise if any named physical constant is not a finite positive number."""
     for name, v in values.items():
@@ -376,4 +523,5 @@ __all__ = [
     "list_systems",
     "register_system",
     "sample_in_annulus",
+    "velocity_map_systems",
 ]

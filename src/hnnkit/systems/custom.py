@@ -332,6 +332,14 @@ def parse_hamiltonian(
     return expr
 
 
+def _at_most_quadratic(expr: sympy.Expr, ps: list[sympy.Symbol]) -> bool:
+    """Whether ``expr`` is a polynomial of total degree at most 2 in the momenta ``ps``."""
+    try:
+        return sympy.Poly(expr, *ps).total_degree() <= 2
+    except sympy.PolynomialError:
+        return False
+
+
 def sympy_to_torch(expr: sympy.Expr, symbols: list[sympy.Symbol]) -> Callable[[Tensor], Tensor]:
     """Compile a SymPy expression into a torch function of ``x (..., len(symbols))`` → ``(...)``.
 
@@ -442,6 +450,7 @@ class Custom(HamiltonianSystem):
             self.formula = str(self.expr)  # type: ignore[misc]
             dq = [self.expr.diff(s) for s in qs]
             self.separable = all(not (d.free_symbols & set(ps)) for d in dq)  # type: ignore[misc]
+            self.quadratic_momentum = _at_most_quadratic(self.expr, ps)  # type: ignore[misc]
         elif callable(hamiltonian):
             self.expr = None
             user = hamiltonian

@@ -63,6 +63,8 @@ class DampedSpring(Spring):
         HnnkitValueError: if ``gamma`` is negative or not finite, or ``k``/``m`` are not positive.
     """
 
+    # friction has no Lagrangian L(q, dq/dt): no velocity maps (nor a Lagrangian NN) here
+    quadratic_momentum = False
     formula = "k*q**2/2 + p**2/(2*m);  dp/dt += -gamma*p"
 
     def __init__(
@@ -127,6 +129,8 @@ class DampedPendulum(Pendulum):
         HnnkitValueError: if ``gamma`` is negative or not finite, or ``m``/``l``/``g`` are not positive.
     """
 
+    # friction has no Lagrangian L(q, dq/dt): no velocity maps (nor a Lagrangian NN) here
+    quadratic_momentum = False
     formula = "2*m*g*l*(1 - cos(q)) + l**2*p**2/(2*m);  dp/dt += -gamma*p"
 
     def __init__(

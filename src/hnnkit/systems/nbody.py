@@ -38,6 +38,7 @@ class NBody(HamiltonianSystem):
     """
 
     separable = True
+    quadratic_momentum = True
     default_noise_std = 0.0
     default_test_fraction = 0.2
     formula = "sum_i |p_i|**2/(2*m_i) - sum_{i<j} g*m_i*m_j/|q_i - q_j|"

@@ -36,6 +36,7 @@ class Pendulum(HamiltonianSystem):
     default_noise_std = 0.1
     default_test_fraction = 0.5
     separable = True
+    quadratic_momentum = True
     formula = "2*m*g*l*(1 - cos(q)) + l**2*p**2/(2*m)"
 
     def __init__(

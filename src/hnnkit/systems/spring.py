@@ -37,6 +37,7 @@ class Spring(HamiltonianSystem):
     default_noise_std = 0.1
     default_test_fraction = 0.5
     separable = True
+    quadratic_momentum = True
     formula = "k*q**2/2 + p**2/(2*m)"
 
     def __init__(
