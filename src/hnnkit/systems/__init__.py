@@ -11,11 +11,17 @@ from .base import list_systems as list_systems
 from .base import register_system as register_system
 from .base import sample_in_annulus as sample_in_annulus
 from .base import unregister_system as unregister_system
+from .chains import CoupledOscillators as CoupledOscillators
+from .chains import FPUBeta as FPUBeta
 from .custom import Custom as Custom
 from .custom import parse_hamiltonian as parse_hamiltonian
 from .custom import sympy_to_torch as sympy_to_torch
 from .damped import DampedPendulum as DampedPendulum  # registers damped-*
 from .damped import DampedSpring as DampedSpring
+from .double_pendulum import DoublePendulum as DoublePendulum
+from .duffing import Duffing as Duffing
+from .energy_band import sample_energy_band as sample_energy_band
+from .henon_heiles import HenonHeiles as HenonHeiles
 from .nbody import NBody as NBody
 from .nbody import ThreeBody as ThreeBody
 from .nbody import TwoBody as TwoBody
@@ -27,10 +33,20 @@ register_system("pendulum", Pendulum)
 register_system("two-body", TwoBody)
 register_system("three-body", ThreeBody)
 register_system("custom", Custom)
+register_system("double-pendulum", DoublePendulum)
+register_system("henon-heiles", HenonHeiles)
+register_system("duffing", Duffing)
+register_system("coupled-oscillators", CoupledOscillators)
+register_system("fpu-beta", FPUBeta)
 
 __all__ = [
+    "CoupledOscillators",
     "Custom",
+    "DoublePendulum",
+    "Duffing",
+    "FPUBeta",
     "HamiltonianSystem",
+    "HenonHeiles",
     "NBody",
     "Pendulum",
     "Spring",
@@ -40,6 +56,7 @@ __all__ = [
     "list_systems",
     "parse_hamiltonian",
     "register_system",
+    "sample_energy_band",
     "sympy_to_torch",
     "unregister_system",
 ]
