@@ -329,30 +329,40 @@ def cmd_systems(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    """``hnnkit models``: each registered model, its training defaults and its description;
-    a model that does not learn from phase-space states says what trains it."""
+    """``hnnkit models``: each registered model, its training defaults (loss included), its
+    kind (a ``field`` with ``vector_field`` or a one-step ``map`` with ``step``) and its
+    description; a model that does not learn from phase-space states says what trains it."""
     from .models import list_models
-    from .models.registry import DATA_KINDS, PHASE_SPACE
+    from .models.registry import DATA_KINDS, OPTIONAL_DEFAULTS, PHASE_SPACE
 
-    header = ("name", "optimizer", "steps", "weight-decay", "description")
+    def loss(defaults: Any) -> str:
+        name = defaults.get("loss", OPTIONAL_DEFAULTS["loss"])
+        options = defaults.get("loss_options") or {}
+        if not options:
+            return name
+        return f"{name}({','.join(f'{k}={v}' for k, v in options.items())})"
+
+    header = ("name", "optimizer", "steps", "weight-decay", "kind", "loss", "description")
     rows = [
         (
             name,
             e.defaults["optimizer"],
             str(e.defaults["steps"]),
             f"{e.defaults['weight_decay']:g}",
+            e.kind,
+            loss(e.defaults),
             e.description
             if e.data == PHASE_SPACE
             else f"{e.description} ({e.data}; {DATA_KINDS[e.data]})",
         )
         for name, e in list_models().items()
     ]
-    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(4)]
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(6)]
     for row in (header, *rows):
-        name, optimizer, steps, wd, description = row
+        name, optimizer, steps, wd, kind, loss_name, description = row
         print(
             f"{name:<{widths[0]}}  {optimizer:<{widths[1]}}  {steps:>{widths[2]}}  "
-            f"{wd:>{widths[3]}}  {description}"
+            f"{wd:>{widths[3]}}  {kind:<{widths[4]}}  {loss_name:<{widths[5]}}  {description}"
         )
     return 0
 
@@ -422,6 +432,34 @@ def _parse_params(items: list[str] | None) -> dict[str, float]:
         if name in out:
             raise HnnkitValueError(f"--param {name} is given twice; pass each name once")
         out[name] = number
+    return out
+
+
+def _option_value(text: str) -> Any:
+    """A ``--loss-option`` value: an integer, a number, true/false, else the string."""
+    for parse in (int, float):
+        try:
+            value = parse(text)
+        except ValueError:
+            continue
+        if parse is int or math.isfinite(value):
+            return value
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def _parse_loss_options(items: list[str] | None) -> dict[str, Any]:
+    """``--loss-option KEY=VALUE`` options as a dict (one-line errors for malformed ones)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier() or not value.strip():
+            raise HnnkitValueError(
+                f"--loss-option takes KEY=VALUE, e.g. --loss-option k=5; got {item!r}"
+            )
+        if name in out:
+            raise HnnkitValueError(f"--loss-option {name} is given twice; pass each key once")
+        out[name] = _option_value(value.strip())
     return out
 
 
@@ -570,9 +608,24 @@ def _resolve_train_args(args: argparse.Namespace) -> None:
     from .models.registry import PHASE_SPACE
 
     entry = get_model(args.model, data=PHASE_SPACE)  # a pixel model: where it is trained
+    args.loss_options = _parse_loss_options(args.loss_option)
+    if args.through_step:
+        if args.loss not in (None, "through-step"):
+            raise HnnkitValueError(
+                f"--through-step is --loss through-step, not --loss {args.loss}: pass one of them"
+            )
+        args.loss = "through-step"
+    if args.model == "kan" and args.through_step:
+        raise HnnkitValueError("--through-step is for --model hnn, baseline or dhnn, not kan")
+    if args.model == "kan" and (args.loss not in (None, "derivative") or args.loss_options):
+        raise HnnkitValueError(
+            "--loss and --loss-option: not for --model kan, whose schedule (restarts, grid, "
+            "L1, pruning) trains with the derivative loss; drop them"
+        )
     given = {key: getattr(args, key) for key in DEFAULT_KEYS}
     for key, value in train_settings(args.model, **given).items():
         setattr(args, key, value)
+    args.through_step = args.loss == "through-step"
     for key in ("hidden", "activation"):
         if getattr(args, key) is None and entry.accepts(key):
             setattr(args, key, entry.options[key])
@@ -841,7 +894,8 @@ def _experiment(args: argparse.Namespace, cfg: dict[str, Any]):
         steps=args.steps,
         batch_size=args.batch_size,
         weight_decay=args.weight_decay,
-        loss="through-step" if args.through_step else "derivative",
+        loss=args.loss,
+        loss_options=args.loss_options,
     )
     return Experiment(data, ModelSpec(args.model, kwargs), train, seed=args.seed)
 
@@ -892,13 +946,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg["kan"] = _kan_config(args)
     if getattr(args, "plugins", None):
         cfg["plugins"] = list(args.plugins)
-    if args.through_step:
-        if args.model == "kan":
-            raise HnnkitValueError("--through-step is for --model hnn, baseline or dhnn, not kan")
-        cfg["through_step"] = True
-    from .experiments.run import load_data
+    if args.through_step and args.model == "kan":
+        raise HnnkitValueError("--through-step is for --model hnn, baseline or dhnn, not kan")
+    from .experiments.run import check_loss, load_data, loss_config
 
     exp = _experiment(args, cfg)
+    cfg.update(loss_config(exp.train))
     cfg.update(experiment=exp.to_dict(), config_hash=exp.config_hash())
     data = load_data(exp.data, exp.data_seed, sha256=cfg.get("data", {}).get("sha256"))
     if args.through_step and data.step is None:
@@ -906,6 +959,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"--through-step needs targets that are forward differences (as real-pendulum's); "
             f"{args.system} data hold exact derivatives: drop --through-step"
         )
+    check_loss(exp.train, data)  # e.g. a rollout longer than the trajectories, before any file
     out = Path(os.path.abspath(out))  # its parent and name place the sibling build directory
     created = not out.exists()
     with DirectoryLock(out, "hnnkit train"):
@@ -1299,9 +1353,11 @@ def build_parser() -> argparse.ArgumentParser:
     and ``--system``'s and ``--tasks``' help lists the registered systems and tasks (the
     plugins' included: :func:`main` imports them first)."""
     from .experiments.tasks import PROFILES, list_tasks
+    from .integrate import SOLVERS
     from .models import list_models
     from .models.registry import DATA_KINDS, PHASE_SPACE
     from .systems import list_systems
+    from .train import LOSSES
 
     p = argparse.ArgumentParser(
         prog="hnnkit",
@@ -1467,6 +1523,26 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="targets are forward differences (real-pendulum): train and score one RK4 step of "
         "the model over each point's sampling interval instead of its derivative",
+    )
+    t.add_argument(
+        "--loss",
+        default=None,
+        metavar="NAME",
+        help="the training loss, one of "
+        f"{_names(LOSSES)} (default: the model's, see `hnnkit models`): derivative, the "
+        "field against the target derivatives; through-step, see --through-step; rollout, "
+        "k steps of an integrator (or a one-step map's own step) from each window of k+1 "
+        "consecutive observed states",
+    )
+    t.add_argument(
+        "--loss-option",
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="an option of the loss (repeatable; default: the model's, then the loss's); "
+        "rollout: k=STEPS (default 5), method=one of "
+        f"{_names([*SOLVERS, 'model'])} (default: model for a one-step map, rk4 for a field), "
+        "substeps=N per observed interval (fixed-step methods), rtol=, atol= (dopri5)",
     )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     k = t.add_argument_group("KAN options (--model kan only)")

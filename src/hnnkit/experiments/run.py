@@ -54,6 +54,8 @@ DHNN_FORM = models.get_model("dhnn").options["form"]
 #: The rollout span of an evaluation that names none and whose system has no task.
 DEFAULT_EVAL_SPAN = (0.0, 20.0)
 SPEC_FILE = "experiment.toml"
+#: The loss of a model that registers none.
+DERIVATIVE = "derivative"
 #: The system of a formula: ``DataSpec(system="custom", params={"hamiltonian": FORMULA,
 #: "dof": n, **constants})`` is :class:`hnnkit.systems.Custom` (``hnnkit train --system custom``).
 CUSTOM = "custom"
@@ -139,15 +141,31 @@ def model_options(spec: ModelSpec) -> dict[str, Any]:
     return out
 
 
+def loss_config(train: TrainSpec) -> dict[str, Any]:
+    """What a run's ``config.json`` records of its (resolved) loss: ``through_step: true``, or
+    ``loss`` when it is not ``derivative``, and ``loss_options`` when the loss has options."""
+    cfg: dict[str, Any] = {}
+    if train.through_step:
+        cfg["through_step"] = True
+    elif train.loss not in (None, DERIVATIVE):
+        cfg["loss"] = train.loss
+    if train.loss_options:
+        cfg["loss_options"] = dict(train.loss_options)
+    return cfg
+
+
 def check_loss(train: TrainSpec, data: Dataset) -> None:
-    """Refuse a loss that is not registered (:data:`hnnkit.train.LOSSES`), or one that needs
-    the forward differences' intervals (``through-step``) on data without them."""
-    loss = get_loss(train.loss)
+    """Refuse a loss that is not registered (:data:`hnnkit.train.LOSSES`), one that needs
+    the forward differences' intervals (``through-step``) on data without them, or data the
+    loss cannot read (a ``rollout`` longer than the trajectories)."""
+    loss = get_loss(train.loss or DERIVATIVE)
     if "step" in loss.requires and data.step is None:
         raise HnnkitValueError(
             f"loss {train.loss!r} needs targets that are forward differences (as the "
             "real-pendulum recording's); these data hold exact derivatives: use 'derivative'"
         )
+    if loss.check_data is not None:
+        loss.check_data(data, loss.resolve_options(train.loss_options))
 
 
 def train_model(
@@ -170,11 +188,13 @@ def train_model(
     check_loss(exp.train, data)
     tr = exp.train
     assert tr.steps is not None and tr.optimizer is not None and tr.weight_decay is not None
+    assert tr.loss is not None
     model = model_from_spec(exp.model, data.dim, exp.seed).to(device)
     return training.fit(
         model,
         data,
         loss=tr.loss,
+        loss_options=tr.loss_options,
         optimizer=tr.optimizer,
         lr=tr.lr,
         steps=tr.steps,
@@ -227,10 +247,7 @@ def run_config(exp: Experiment) -> dict[str, Any]:
         "noise_std": d.noise_std,
         "optimizer": tr.optimizer,
     }
-    if tr.through_step:
-        cfg["through_step"] = True
-    elif tr.loss != TrainSpec().loss:
-        cfg["loss"] = tr.loss
+    cfg.update(loss_config(tr))
     return {**cfg, "experiment": exp.to_dict(), "config_hash": exp.config_hash()}
 
 

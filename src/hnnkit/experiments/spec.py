@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import DataFileError, HnnkitValueError
-from ..models import DEFAULT_KEYS, train_defaults
-from ..train import LOSSES
+from ..models import DEFAULT_KEYS, get_model, train_defaults
+from ..models.registry import OPTIONAL_DEFAULTS, REQUIRED_DEFAULT_KEYS
+from ..train import LOSSES, get_loss
 from .checks import apply_checks, check_keys, integer, number, plain, span, string
 
 #: The system name of the measured pendulum recording (a data set, not a simulated system).
@@ -179,11 +180,16 @@ class ModelSpec:
 @dataclass(frozen=True)
 class TrainSpec(_Table):
     """Settings of :func:`hnnkit.train.fit`; ``loss`` is any registered loss
-    (:func:`hnnkit.train.register_loss`, e.g. ``derivative``, ``through-step``).
+    (:func:`hnnkit.train.register_loss`, e.g. ``derivative``, ``through-step``, ``rollout``) and
+    ``loss_options`` its options (e.g. ``{"k": 5, "method": "leapfrog"}`` for ``rollout``).
 
-    ``optimizer``, ``steps`` and ``weight_decay`` left ``None`` take the model's registered
-    training defaults (:func:`hnnkit.models.train_defaults`), filled in by
-    :func:`resolve_train` before an experiment runs: the defaults live in the registry only.
+    ``optimizer``, ``steps``, ``weight_decay`` and ``loss`` left ``None`` take the model's
+    registered training defaults (:func:`hnnkit.models.train_defaults`; ``loss`` defaults to
+    ``derivative``), filled in by :func:`resolve_train` before an experiment runs: the defaults
+    live in the registry only. The resolved ``loss_options`` hold every option of the loss (the
+    model's registered ones when its default loss is used, then the loss's own defaults); a
+    loss without options keeps ``{}``, which leaves the config hash as it was before losses
+    had options.
     """
 
     optimizer: str | None = None
@@ -191,7 +197,8 @@ class TrainSpec(_Table):
     steps: int | None = None
     batch_size: int | None = None
     weight_decay: float | None = None
-    loss: str = "derivative"
+    loss: str | None = None
+    loss_options: dict[str, Any] = field(default_factory=dict)
     TABLE: ClassVar[str] = "train"
 
     def __post_init__(self) -> None:
@@ -203,8 +210,23 @@ class TrainSpec(_Table):
             steps=integer(1, optional=True),
             batch_size=integer(1, optional=True),
             weight_decay=number(optional=True),
-            loss=string(tuple(LOSSES)),  # a registered loss (hnnkit.train.LOSSES)
+            # a registered loss (hnnkit.train.LOSSES)
+            loss=string(tuple(LOSSES), optional=True),
         )
+        if not isinstance(self.loss_options, dict):
+            raise HnnkitValueError(
+                f"train.loss_options must be a table like {{k = 5, method = 'leapfrog'}}, got "
+                f"{self.loss_options!r}"
+            )
+        options = {
+            str(k): plain(f"train.loss_options.{k}", v) for k, v in self.loss_options.items()
+        }
+        if self.loss is not None:
+            try:
+                get_loss(self.loss).resolve_options(options)
+            except HnnkitValueError as exc:
+                raise HnnkitValueError(f"train.loss_options: {exc}") from None
+        object.__setattr__(self, "loss_options", options)
 
     @property
     def through_step(self) -> bool:
@@ -212,7 +234,7 @@ class TrainSpec(_Table):
 
     def for_model(self, model: str) -> TrainSpec:
         """These settings, each one left ``None`` set to model ``model``'s registered default
-        (:func:`train_settings`)."""
+        (:func:`train_settings`), and the loss options completed."""
         given = {k: getattr(self, k) for k in DEFAULT_KEYS}
         resolved = train_settings(model, **given)
         return self if resolved == given else replace(self, **resolved)
@@ -362,7 +384,8 @@ def _toml_value(value: Any) -> str:
 
 def resolve_train(exp: Experiment) -> Experiment:
     """``exp`` with every training setting left ``None`` (``optimizer``, ``steps``,
-    ``weight_decay``) set to its model's registered default (:func:`hnnkit.models.train_defaults`).
+    ``weight_decay``, ``loss``) set to its model's registered default
+    (:func:`hnnkit.models.train_defaults`), and the loss options completed.
 
     ``hnnkit run``, ``hnnkit train`` and the tasks resolve through this function before they
     hash or train, so a run's config and hash record the values used.
@@ -375,12 +398,32 @@ def resolve_train(exp: Experiment) -> Experiment:
 
 
 def train_settings(model: str, **given: Any) -> dict[str, Any]:
-    """``given`` training settings (``optimizer``, ``steps``, ``weight_decay``), each one that
-    is ``None`` or missing set to model ``model``'s registered default: the one place where
+    """``given`` training settings (the keys of :data:`hnnkit.models.DEFAULT_KEYS`), each one
+    that is ``None`` or missing set to model ``model``'s registered default: the one place where
     :func:`hnnkit.models.train_defaults` fills in a run's settings.
 
+    ``loss`` defaults to the model's (``derivative`` unless it registers another); the model's
+    registered ``loss_options`` apply only to that default loss, under the ones given; then the
+    loss fills in and checks its options for the model's kind (field or map).
+
     Raises:
-        UnknownNameError: if ``model`` is not registered.
+        UnknownNameError: if ``model`` or the loss is not registered.
+        HnnkitValueError: an option the loss does not take or refuses, or a loss that cannot
+            train the model (a field loss for a one-step map).
     """
+    entry = get_model(model)
     defaults = train_defaults(model)
-    return {**given, **{k: v for k, v in defaults.items() if given.get(k) is None}}
+    out = {**given}
+    for key in REQUIRED_DEFAULT_KEYS:
+        if given.get(key) is None:
+            out[key] = defaults[key]
+    default_loss = defaults.get("loss", OPTIONAL_DEFAULTS["loss"])
+    loss = given.get("loss") or default_loss
+    options = dict(given.get("loss_options") or {})
+    if loss == default_loss:
+        options = {**defaults.get("loss_options", {}), **options}
+    chosen = get_loss(loss)
+    chosen.check_kind(entry.kind, model)
+    out["loss"] = loss
+    out["loss_options"] = chosen.resolve_options(options, entry.kind)
+    return out

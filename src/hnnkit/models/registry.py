@@ -17,7 +17,15 @@ passes on from ``--hidden`` and ``--activation``). It returns a module whose
 ``vector_field(t, x)`` maps states ``(..., dim)`` to derivatives ``(..., dim)``.
 
 ``defaults`` are the training settings that ``hnnkit train`` uses when ``--optimizer``,
-``--steps`` or ``--weight-decay`` is not given; this registry is the only place they live.
+``--steps``, ``--weight-decay``, ``--loss`` or ``--loss-option`` is not given; this registry is
+the only place they live. ``optimizer``, ``steps`` and ``weight_decay`` are required; ``loss``
+(default ``"derivative"``) and ``loss_options`` (default ``{}``) are optional, e.g.
+``{"loss": "rollout", "loss_options": {"k": 1, "method": "model"}}`` for a one-step map.
+
+``kind`` (:data:`MODEL_KINDS`) says how the model moves states: ``"field"`` (the default) for a
+model with ``vector_field(t, x)``, ``"map"`` for a one-step map with ``step(x, h)``
+(:class:`hnnkit.models.maps.OneStepMap`, e.g. a SympNet); :func:`build_model` checks that the
+builder returns that kind.
 
 ``data`` says what a model learns from (:data:`DATA_KINDS`): ``"phase-space"`` (the default)
 for the models above; ``"pixels"`` for a model whose builder's first argument is the size of a
@@ -41,9 +49,21 @@ from torch import nn
 
 from ..errors import HnnkitValueError
 from ..registry import Registry
+from .maps import is_map
 
 #: The keys of a model's training defaults, in the order ``hnnkit models`` shows them.
-DEFAULT_KEYS = ("optimizer", "steps", "weight_decay")
+DEFAULT_KEYS = ("optimizer", "steps", "weight_decay", "loss", "loss_options")
+#: The training defaults every registration gives; the others have :data:`OPTIONAL_DEFAULTS`.
+REQUIRED_DEFAULT_KEYS = ("optimizer", "steps", "weight_decay")
+#: The optional training defaults and their values when left out.
+OPTIONAL_DEFAULTS: Mapping[str, Any] = MappingProxyType({"loss": "derivative", "loss_options": {}})
+
+FIELD = "field"
+MAP = "map"
+#: How a model moves states → what it exposes (shown by ``hnnkit models``).
+MODEL_KINDS: Mapping[str, str] = MappingProxyType(
+    {FIELD: "vector_field(t, x)", MAP: "step(x, h), a one-step map"}
+)
 
 PHASE_SPACE = "phase-space"
 PIXELS = "pixels"
@@ -67,10 +87,13 @@ class ModelEntry:
         builder: ``builder(dim, *, generator, **options) -> nn.Module`` (``dim``: the
             phase-space dimension, or the flattened input size of a ``"pixels"`` model).
         description: one line for ``hnnkit models``.
-        defaults: ``{"optimizer", "steps", "weight_decay"}``, read-only.
+        defaults: the training defaults as registered (the keys of
+            :data:`REQUIRED_DEFAULT_KEYS`, and of :data:`OPTIONAL_DEFAULTS` where given),
+            read-only.
         options: the builder's keyword options (besides ``generator``) and their defaults.
         data: what the model learns from, a key of :data:`DATA_KINDS` (``"phase-space"`` or
             ``"pixels"``).
+        kind: ``"field"`` or ``"map"`` (:data:`MODEL_KINDS`).
     """
 
     name: str
@@ -79,6 +102,7 @@ class ModelEntry:
     defaults: Mapping[str, Any]
     options: Mapping[str, Any]
     data: str = PHASE_SPACE
+    kind: str = FIELD
 
     def accepts(self, option: str) -> bool:
         """Whether the builder takes the keyword option ``option``."""
@@ -118,16 +142,16 @@ def _check_defaults(name: str, defaults: object) -> dict[str, Any]:
             f"model {name!r}: defaults must be a mapping like {example}, got {defaults!r}"
         )
     keys = set(defaults)
-    if keys != set(DEFAULT_KEYS):
-        missing = [k for k in DEFAULT_KEYS if k not in keys]
-        extra = sorted(str(k) for k in keys - set(DEFAULT_KEYS))
+    missing = [k for k in REQUIRED_DEFAULT_KEYS if k not in keys]
+    extra = sorted(str(k) for k in keys - set(DEFAULT_KEYS))
+    if missing or extra:
         parts = [f"missing {', '.join(missing)}"] if missing else []
         parts += [f"unknown {', '.join(extra)}"] if extra else []
         raise HnnkitValueError(
-            f"model {name!r}: defaults need exactly the keys {', '.join(DEFAULT_KEYS)} "
-            f"({'; '.join(parts)}), e.g. {example}"
+            f"model {name!r}: defaults need the keys {', '.join(REQUIRED_DEFAULT_KEYS)} and may "
+            f"have {', '.join(OPTIONAL_DEFAULTS)} ({'; '.join(parts)}), e.g. {example}"
         )
-    optimizer, steps, wd = (defaults[k] for k in DEFAULT_KEYS)
+    optimizer, steps, wd = (defaults[k] for k in REQUIRED_DEFAULT_KEYS)
     if not isinstance(optimizer, str) or not optimizer:
         raise HnnkitValueError(
             f"model {name!r}: defaults['optimizer'] must be an optimizer name such as 'adam' "
@@ -141,7 +165,24 @@ def _check_defaults(name: str, defaults: object) -> dict[str, Any]:
         raise HnnkitValueError(
             f"model {name!r}: defaults['weight_decay'] must be a finite number >= 0, got {wd!r}"
         )
-    return {"optimizer": optimizer, "steps": steps, "weight_decay": float(wd)}
+    out: dict[str, Any] = {"optimizer": optimizer, "steps": steps, "weight_decay": float(wd)}
+    loss = defaults.get("loss", OPTIONAL_DEFAULTS["loss"])
+    loss_options = defaults.get("loss_options", OPTIONAL_DEFAULTS["loss_options"])
+    if not isinstance(loss, str) or not loss:
+        raise HnnkitValueError(
+            f"model {name!r}: defaults['loss'] must be a loss name such as 'derivative' or "
+            f"'rollout', got {loss!r}"
+        )
+    if not isinstance(loss_options, Mapping) or not all(isinstance(k, str) for k in loss_options):
+        raise HnnkitValueError(
+            f"model {name!r}: defaults['loss_options'] must be a mapping of option names to "
+            f"values, e.g. {{'k': 1, 'method': 'model'}}; got {loss_options!r}"
+        )
+    if "loss" in defaults:
+        out["loss"] = loss
+    if "loss_options" in defaults:
+        out["loss_options"] = MappingProxyType(dict(loss_options))
+    return out
 
 
 def _same_definition(a: Builder, b: Builder) -> bool:
@@ -161,6 +202,7 @@ def register_model(
     description: str,
     defaults: Mapping[str, Any],
     data: str = PHASE_SPACE,
+    kind: str = FIELD,
     replace: bool = False,
 ) -> ModelEntry:
     """Make ``builder`` available as ``build_model(name, dim, generator=...)`` and on the command line.
@@ -171,9 +213,12 @@ def register_model(
             docstring); every option needs a default.
         description: one line for ``hnnkit models``.
         defaults: training defaults ``{"optimizer": str, "steps": int >= 1,
-            "weight_decay": float >= 0}``.
+            "weight_decay": float >= 0}``, optionally ``"loss"`` (a registered loss name,
+            default ``"derivative"``) and ``"loss_options"`` (default ``{}``).
         data: what the model learns from: ``"phase-space"`` (default; ``hnnkit train`` offers
             it) or ``"pixels"`` (the builder's first argument is the flattened input size).
+        kind: ``"field"`` (default: the builder returns a model with ``vector_field``) or
+            ``"map"`` (a :class:`~hnnkit.models.maps.OneStepMap`).
         replace: allow replacing another model registered under ``name``. Registering the
             same builder definition again (its module imported twice) is always allowed.
 
@@ -204,6 +249,10 @@ def register_model(
         raise HnnkitValueError(
             f"model {name!r}: data must be one of {', '.join(DATA_KINDS)}, got {data!r}"
         )
+    if not isinstance(kind, str) or kind not in MODEL_KINDS:
+        raise HnnkitValueError(
+            f"model {name!r}: kind must be one of {', '.join(MODEL_KINDS)}, got {kind!r}"
+        )
     options = _builder_options(name, builder)
     checked = _check_defaults(name, defaults)
     entry = ModelEntry(
@@ -213,6 +262,7 @@ def register_model(
         defaults=MappingProxyType(checked),
         options=MappingProxyType(options),
         data=data,
+        kind=kind,
     )
     return _REGISTRY.register(name, entry, replace=replace)
 
@@ -266,12 +316,17 @@ def list_models(*, data: str | None = None) -> dict[str, ModelEntry]:
 
 
 def train_defaults(name: str) -> dict[str, Any]:
-    """The training defaults of model ``name``: ``{"optimizer", "steps", "weight_decay"}``.
+    """The training defaults of model ``name`` as registered: ``optimizer``, ``steps``,
+    ``weight_decay``, and ``loss`` and ``loss_options`` (a fresh dict) where the model sets them
+    (else :data:`OPTIONAL_DEFAULTS` apply).
 
     Raises:
         UnknownNameError: if ``name`` is not registered.
     """
-    return dict(get_model(name).defaults)
+    out = dict(get_model(name).defaults)
+    if "loss_options" in out:
+        out["loss_options"] = dict(out["loss_options"])
+    return out
 
 
 def build_model(
@@ -289,7 +344,8 @@ def build_model(
     Raises:
         UnknownNameError: if ``name`` is not registered.
         HnnkitValueError: on an option the model does not take, or (from the builder) on
-            unusable values; also if the builder returns something without ``vector_field``.
+            unusable values; also if the builder returns something without ``vector_field``
+            (a ``"field"`` model) or that is not a one-step map (a ``"map"`` model).
     """
     entry = get_model(name)
     unknown = sorted(set(options) - set(entry.options))
@@ -299,6 +355,19 @@ def build_model(
             f"model {name!r} takes no option {', '.join(unknown)}; its options are: {valid}"
         )
     model = entry.builder(dim, generator=generator, **options)
+    if entry.kind == MAP:
+        if not is_map(model):
+            raise HnnkitValueError(
+                f"model {name!r} is registered as a one-step map, but its builder "
+                f"{_qualified(entry.builder)} returned {type(model).__name__}, which is not a "
+                "hnnkit.models.maps.OneStepMap"
+            )
+        return model
+    if is_map(model):
+        raise HnnkitValueError(
+            f"model {name!r}: its builder {_qualified(entry.builder)} returned the one-step map "
+            f"{type(model).__name__}; register it with kind='map'"
+        )
     if not callable(getattr(model, "vector_field", None)):
         raise HnnkitValueError(
             f"model {name!r}: its builder {_qualified(entry.builder)} returned "
@@ -327,8 +396,13 @@ def build_with_shared_options(
 __all__ = [
     "DATA_KINDS",
     "DEFAULT_KEYS",
+    "FIELD",
+    "MAP",
+    "MODEL_KINDS",
+    "OPTIONAL_DEFAULTS",
     "PHASE_SPACE",
     "PIXELS",
+    "REQUIRED_DEFAULT_KEYS",
     "ModelEntry",
     "build_model",
     "build_with_shared_options",

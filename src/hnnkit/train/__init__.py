@@ -2,7 +2,8 @@
 
 - :mod:`.loop`: :func:`fit`, checkpoints (:func:`load_checkpoint`), ``log.csv`` (:func:`write_log`);
 - :mod:`.losses`: the loss registry (:func:`register_loss`; ``derivative``, ``through-step``,
-  ``autoencoder``);
+  ``autoencoder``; losses with options and their own batches);
+- :mod:`.rollout`: the ``rollout`` loss (``k`` steps of an integrator or of a map's step);
 - :mod:`.batches`: how each dataset type is read (:func:`register_batches`);
 - :mod:`.schedules`: multi-stage runs on top of :func:`fit` (restarts, KAN grid schedule,
   plateau stop).
@@ -26,6 +27,7 @@ from .loop import (
     write_log,
 )
 from .losses import LOSSES, Loss, derivative_loss, get_loss, register_loss
+from .rollout import rollout_loss, rollout_windows
 from .schedules import (
     SCHEDULE,
     parameter_l1,
@@ -57,6 +59,8 @@ __all__ = [
     "register_loss",
     "restart_seed",
     "resume_checkpoint",
+    "rollout_loss",
+    "rollout_windows",
     "split_batches",
     "train_objective",
     "train_with_restarts",

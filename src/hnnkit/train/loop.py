@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ..errors import DataFileError, HnnkitValueError, NonFiniteLossError, check_choice
 from ..files import atomic_write, atomic_write_text
+from ..models.maps import is_map
 from .batches import Batch, batch_size_of, split_batches, take
 from .losses import Loss, LossFn, get_loss
 
@@ -133,6 +134,7 @@ def fit(
     dataset: Any,
     *,
     loss: str | LossFn | Loss = "derivative",
+    loss_options: Mapping[str, Any] | None = None,
     optimizer: str = "adam",
     lr: float = 1e-3,
     steps: int = 2000,
@@ -171,6 +173,12 @@ def fit(
             (``dataset.step`` set, e.g. the real pendulum): they are compared with one RK4
             step of the model's flow over each point's interval, so the model learns the
             vector field rather than the forward difference's distortion of it.
+            ``rollout`` (:mod:`hnnkit.train.rollout`) trains through ``k`` steps of an
+            integrator, or of a one-step map's own step, on windows of consecutive states.
+        loss_options: the options of a loss that takes them (``rollout``: ``k``, ``method``,
+            ``substeps``, ``rtol``, ``atol``); those left out take the loss's defaults. A loss
+            with its own batch builder reads ``dataset`` through it (and may bind a one-step
+            map's time step to the data's spacing).
         optimizer: ``"adam"`` (default, as in the paper) or ``"lbfgs"`` (full batch, strong
             Wolfe line search, ``lbfgs_max_iter`` inner iterations per step).
         lr: learning rate (default 1e-3).
@@ -236,9 +244,14 @@ def fit(
         if loss not in ("derivative", "through-step"):
             raise HnnkitValueError(f"through_step=True is loss='through-step', not {loss!r}")
         loss = "through-step"
-    loss_fn = get_loss(loss)
+    kind = "map" if is_map(model) else "field"
+    loss_fn = get_loss(loss).with_options(loss_options, kind)
+    loss_fn.check_model(model)
     dtype, device = _model_dtype_device(model)
-    train, test = split_batches(dataset, device, dtype)
+    if loss_fn.batches is not None:
+        train, test = loss_fn.batches(model, dataset, device, dtype, loss_fn.options)
+    else:
+        train, test = split_batches(dataset, device, dtype)
     loss_fn.check(train)
     n_train = batch_size_of(train)
     if batch_size is not None and not (isinstance(batch_size, int) and 1 <= batch_size):
@@ -267,6 +280,8 @@ def fit(
         settings["through_step"] = True
     elif loss_fn.name != "derivative":
         settings["loss"] = loss_fn.name
+    if loss_fn.options:
+        settings["loss_options"] = dict(loss_fn.options)
     if first_step != 1:
         settings["first_step"] = first_step
     if not fused and optimizer == "adam":
