@@ -758,11 +758,11 @@ def _kan_config(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def model_from_config(cfg: dict[str, Any], dim: int):
+def model_from_config(cfg: dict[str, Any], dim: int, system: Any = None):
     """The untrained model that a run's ``config.json`` describes, built through the model registry.
 
     A ``kan`` run's options come from its ``kan`` section; ``hidden`` and ``activation`` go to the
-    models that take them.
+    models that take them; ``system`` (the run's true system) to a model that needs it (``lnn``).
 
     Raises:
         DataFileError: if a ``kan`` run's config has no ``kan`` section.
@@ -777,7 +777,7 @@ def model_from_config(cfg: dict[str, Any], dim: int):
             raise DataFileError("config.json of a kan run has no 'kan' section; retrain the run")
         return kan_model(spec, dim)
     kwargs = {k: cfg[k] for k in ("hidden", "activation") if cfg.get(k) is not None}
-    return model_from_spec(ModelSpec(cfg["model"], kwargs), dim, cfg["seed"])
+    return model_from_spec(ModelSpec(cfg["model"], kwargs), dim, cfg["seed"], system=system)
 
 
 def _remove_swap_leftovers(out: Path) -> None:
@@ -1123,14 +1123,14 @@ def _evaluate_run(run: Path, cfg: dict[str, Any], state: dict[str, Any], span) -
     from .report import rollout_panels
 
     data = _dataset_from_config(cfg)
-    model = model_from_config(cfg, data.dim)
+    system = _system_from_config(cfg)
+    model = model_from_config(cfg, data.dim, system)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as exc:
         raise DataFileError(
             f"{run / 'checkpoint.pt'} does not match the model in config.json ({exc})"
         ) from exc
-    system = _system_from_config(cfg)
     try:
         if "data" in cfg:  # a file of trajectories, no true system: scored against the file
             corr, rollouts = _recorded_rollouts(cfg["model"], model, data)

@@ -106,27 +106,44 @@ def build_model(
     hidden: tuple[int, ...] | None = None,
     seed: int = 0,
     activation: str | None = None,
+    system: HamiltonianSystem | None = None,
 ) -> torch.nn.Module:
     """The registered model ``kind`` (:mod:`hnnkit.models.registry`) initialised from ``seed``;
     ``hidden`` and ``activation`` go to the models that take them (``None``: the model's own
-    default, which lives in its builder only)."""
+    default, which lives in its builder only), ``system`` (the data's true system) to a model
+    that needs it (the ``lnn``)."""
     gen = torch.Generator().manual_seed(seed)
     shared = {"hidden": hidden, "activation": activation}
     shared = {k: v for k, v in shared.items() if v is not None}
-    return models.build_with_shared_options(kind, dim, generator=gen, **shared)
+    return models.build_with_shared_options(kind, dim, generator=gen, system=system, **shared)
 
 
-def model_from_spec(spec: ModelSpec, dim: int, seed: int) -> torch.nn.Module:
-    """The untrained model of ``spec`` for phase-space dimension ``dim``.
+def model_from_spec(
+    spec: ModelSpec, dim: int, seed: int, *, system: HamiltonianSystem | None = None
+) -> torch.nn.Module:
+    """The untrained model of ``spec`` for phase-space dimension ``dim``; ``system`` (the
+    data's true system, :func:`model_system`) goes to a model that needs it.
 
     Raises:
         UnknownNameError: if the model is not registered (the message lists those that are).
+        HnnkitValueError: if the model needs a system it cannot use (``lnn`` without one).
     """
     kw = spec.kwargs
     hidden = kw.get("hidden")
     return build_model(
-        spec.name, dim, None if hidden is None else tuple(hidden), seed, kw.get("activation")
+        spec.name,
+        dim,
+        None if hidden is None else tuple(hidden),
+        seed,
+        kw.get("activation"),
+        system=system,
     )
+
+
+def model_system(model: str, data: DataSpec) -> HamiltonianSystem | None:
+    """The true system of ``data`` if model ``model`` needs one
+    (:attr:`~hnnkit.models.ModelEntry.needs_system`), else ``None`` (not built)."""
+    return system_of(data) if models.get_model(model).needs_system else None
 
 
 def model_options(spec: ModelSpec) -> dict[str, Any]:
@@ -189,7 +206,8 @@ def train_model(
     tr = exp.train
     assert tr.steps is not None and tr.optimizer is not None and tr.weight_decay is not None
     assert tr.loss is not None
-    model = model_from_spec(exp.model, data.dim, exp.seed).to(device)
+    system = model_system(exp.model.name, exp.data)
+    model = model_from_spec(exp.model, data.dim, exp.seed, system=system).to(device)
     return training.fit(
         model,
         data,

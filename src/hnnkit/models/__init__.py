@@ -14,6 +14,7 @@ from .kan import KAN as KAN
 from .kan import kan_regularizer as kan_regularizer
 from .kan_hnn import make_kan_dhnn as make_kan_dhnn
 from .kan_hnn import make_kan_hnn as make_kan_hnn
+from .lnn import LNN as LNN
 from .mlp import ACTIVATIONS as ACTIVATIONS
 from .mlp import MLP as MLP
 from .registry import DEFAULT_KEYS as DEFAULT_KEYS
@@ -33,6 +34,7 @@ __all__ = [
     "DEFAULT_KEYS",
     "HNN",
     "KAN",
+    "LNN",
     "MLP",
     "Baseline",
     "DissipativeHNN",

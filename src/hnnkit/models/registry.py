@@ -16,6 +16,10 @@ options, each with a default (``hidden`` and ``activation`` are the ones ``hnnki
 passes on from ``--hidden`` and ``--activation``). It returns a module whose
 ``vector_field(t, x)`` maps states ``(..., dim)`` to derivatives ``(..., dim)``.
 
+A builder that also takes a keyword ``system`` (as the Lagrangian NN's, which needs the
+system's velocity maps) gets the true system of the data (``None`` for measured data) from
+every place that builds models; its entry records ``needs_system``.
+
 ``defaults`` are the training settings that ``hnnkit train`` uses when ``--optimizer``,
 ``--steps``, ``--weight-decay``, ``--loss`` or ``--loss-option`` is not given; this registry is
 the only place they live. ``optimizer``, ``steps`` and ``weight_decay`` are required; ``loss``
@@ -94,6 +98,8 @@ class ModelEntry:
         data: what the model learns from, a key of :data:`DATA_KINDS` (``"phase-space"`` or
             ``"pixels"``).
         kind: ``"field"`` or ``"map"`` (:data:`MODEL_KINDS`).
+        needs_system: whether the builder takes the keyword ``system`` (the data's true
+            system, or ``None`` for measured data); it is not among :attr:`options`.
     """
 
     name: str
@@ -103,6 +109,7 @@ class ModelEntry:
     options: Mapping[str, Any]
     data: str = PHASE_SPACE
     kind: str = FIELD
+    needs_system: bool = False
 
     def accepts(self, option: str) -> bool:
         """Whether the builder takes the keyword option ``option``."""
@@ -127,7 +134,7 @@ def _builder_options(name: str, builder: Builder) -> dict[str, Any]:
         ) from None
     options = {}
     for i, param in enumerate(sig.parameters.values()):
-        if i == 0 or param.name == "generator":
+        if i == 0 or param.name in ("generator", "system"):
             continue
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
@@ -254,6 +261,7 @@ def register_model(
             f"model {name!r}: kind must be one of {', '.join(MODEL_KINDS)}, got {kind!r}"
         )
     options = _builder_options(name, builder)
+    needs_system = "system" in inspect.signature(builder).parameters
     checked = _check_defaults(name, defaults)
     entry = ModelEntry(
         name=name,
@@ -263,6 +271,7 @@ def register_model(
         options=MappingProxyType(options),
         data=data,
         kind=kind,
+        needs_system=needs_system,
     )
     return _REGISTRY.register(name, entry, replace=replace)
 
@@ -330,7 +339,12 @@ def train_defaults(name: str) -> dict[str, Any]:
 
 
 def build_model(
-    name: str, dim: int, *, generator: torch.Generator | None, **options: Any
+    name: str,
+    dim: int,
+    *,
+    generator: torch.Generator | None,
+    system: Any = None,
+    **options: Any,
 ) -> nn.Module:
     """An untrained model ``name`` for phase-space dimension ``dim``.
 
@@ -338,6 +352,8 @@ def build_model(
         name: a registered name (:func:`list_models`).
         dim: phase-space dimension ``2n`` (a ``"pixels"`` model: the flattened input size).
         generator: the initialisation's randomness (``None``: the global RNG, only read).
+        system: the data's true system, passed to a builder that takes it
+            (:attr:`ModelEntry.needs_system`), ignored by the others.
         **options: the model's keyword options (:attr:`ModelEntry.options`), e.g.
             ``hidden=(200, 200), activation="tanh"`` for ``hnn``.
 
@@ -354,6 +370,8 @@ def build_model(
         raise HnnkitValueError(
             f"model {name!r} takes no option {', '.join(unknown)}; its options are: {valid}"
         )
+    if entry.needs_system:
+        options = {**options, "system": system}
     model = entry.builder(dim, generator=generator, **options)
     if entry.kind == MAP:
         if not is_map(model):
@@ -377,7 +395,12 @@ def build_model(
 
 
 def build_with_shared_options(
-    name: str, dim: int, *, generator: torch.Generator | None, **shared: Any
+    name: str,
+    dim: int,
+    *,
+    generator: torch.Generator | None,
+    system: Any = None,
+    **shared: Any,
 ) -> nn.Module:
     """Like :func:`build_model` for a phase-space model, but each of ``shared`` goes only to a
     model that takes it.
@@ -390,7 +413,7 @@ def build_with_shared_options(
     """
     entry = get_model(name, data=PHASE_SPACE)
     options = {key: value for key, value in shared.items() if entry.accepts(key)}
-    return build_model(name, dim, generator=generator, **options)
+    return build_model(name, dim, generator=generator, system=system, **options)
 
 
 __all__ = [

@@ -142,7 +142,8 @@ class HamiltonianSystem:
     def velocity(self, x: Tensor) -> Tensor:
         r"""The generalised velocity :math:`\dot q = \partial H/\partial p` of states.
 
-        By autograd of :meth:`hamiltonian`, with a graph exactly when autograd is enabled.
+        By autograd of :meth:`hamiltonian`, with a graph when autograd is enabled and ``x``
+        requires grad.
 
         Args:
             x: states ``(..., 2*dof)``.
@@ -156,7 +157,8 @@ class HamiltonianSystem:
         """
         self.check_state(x)
         self.check_velocity_map()
-        return split(energy_gradient(self._energy, x))[1]
+        with torch.set_grad_enabled(torch.is_grad_enabled() and x.requires_grad):
+            return split(energy_gradient(self._energy, x))[1]
 
     def momentum(self, q: Tensor, qdot: Tensor) -> Tensor:
         r"""The momentum of a velocity, :math:`p = (\partial^2 H/\partial p^2)^{-1}(\dot q - \partial_p H|_{p=0})`.
@@ -179,7 +181,7 @@ class HamiltonianSystem:
         """
         q, qdot = self._check_pair(q, qdot)
         self.check_velocity_map()
-        build = torch.is_grad_enabled()
+        build = torch.is_grad_enabled() and (q.requires_grad or qdot.requires_grad)
         with torch.enable_grad():
             p0 = torch.zeros_like(q).requires_grad_(True)
             h = self._energy(join(q, p0))
