@@ -193,7 +193,9 @@ def test_phase_space_callers_refuse_a_pixel_model(name):
     with pytest.raises(HnnkitValueError, match=message) as info:
         get_model(name, data=PHASE_SPACE)
     assert "`hnnkit reproduce --tasks pixel-pendulum`" in str(info.value)
-    assert "(the phase-space models: baseline, dhnn, hnn, kan" in str(info.value)
+    listed = str(info.value).split("(the phase-space models: ")[1].rstrip(")").split(", ")
+    assert listed == sorted(list_models(data=PHASE_SPACE))
+    assert {"baseline", "dhnn", "hnn", "kan"} <= set(listed)
     with pytest.raises(HnnkitValueError, match=message):
         build_with_shared_options(name, 2, generator=None, hidden=(8,))
     with pytest.raises(HnnkitValueError, match=message):
@@ -223,7 +225,7 @@ def test_hnnkit_train_offers_only_the_phase_space_models(capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split()).replace("- ", "-")  # unwrapped
-    assert "one of baseline, dhnn, hnn, kan" in text
+    assert f"one of {', '.join(list_models(data=PHASE_SPACE))} (default hnn" in text
     assert "not pixel-baseline, pixel-hnn: the pixel pendulum task only" in text
 
 

@@ -29,6 +29,10 @@ true H along the true (decaying) trajectory, so a model that conserves energy is
 trajectories, uses aligned times, tight tolerances (``rtol=1e-10`` truth, ``1e-9`` models,
 float64) and the system's true Hamiltonian, and reports mean ± standard error over
 trajectories (pooled over seeds by :func:`aggregate`).
+
+One-step maps (:class:`hnnkit.models.maps.OneStepMap`, e.g. a SympNet) are evaluated beside
+field models: see :mod:`hnnkit.evaluate.maps` for their grid, test loss and symplecticity
+defect, and why the original protocol skips them.
 """
 
 from __future__ import annotations
@@ -55,7 +59,16 @@ from ..metrics import (
     symplecticity_error,
     valid_prediction_time,
 )
+from ..models.maps import NotAFieldError, is_map
 from ..systems import HamiltonianSystem
+from .maps import (
+    ORIGINAL_SKIP_REASON,
+    map_derivative,
+    map_grid,
+    map_step_function,
+    map_time_step,
+    rollout_model,
+)
 
 PROTOCOLS = ("corrected", "original")
 
@@ -168,6 +181,13 @@ def energy_error_by_integrator(
     Returns:
         ``(t, {method: (n_points, B)})``.
     """
+    owner = getattr(field, "__self__", field)
+    if is_map(owner):
+        raise NotAFieldError(
+            f"{type(owner).__name__} is a one-step map: there is no field to integrate with "
+            f"{', '.join(methods)}; roll it out with its own step "
+            "(hnnkit.evaluate.rollout_model) and follow the energy along that"
+        )
     t = torch.linspace(0.0, t_end, n_points, dtype=x0.dtype, device=x0.device)
     e0 = energy(x0)
     out = {}
@@ -183,14 +203,18 @@ def loss_metrics(
     """Derivative MSE ± std/√N on the train and test splits (the end of each original ``train.py``).
 
     With ``through_step`` the prediction of a forward-difference target is one RK4 step of
-    the model's flow over ``dataset.step`` (see :func:`hnnkit.train.fit`), else the field.
+    the model's flow over ``dataset.step`` (see :func:`hnnkit.train.fit`), else the field. A
+    one-step map's prediction is its central-difference derivative
+    (:func:`hnnkit.evaluate.maps.map_derivative`), compared with the same targets.
     """
     dtype = next(model.parameters()).dtype
     out = {}
     for part in ("train", "test"):
         x, dx = (v.to(dtype) for v in dataset.split(part))
         with torch.enable_grad():
-            if through_step:
+            if is_map(model):
+                pred = map_derivative(model, x).detach()
+            elif through_step:
                 h = dataset.split_step(part).to(dtype)
                 pred = step_slope(model.vector_field, x, h).detach()
             else:
@@ -295,12 +319,15 @@ def evaluate_original(
         noise_std: the data's noise, for a ``clock_stretch``.
 
     Returns:
-        ``({model: {"energy": {"mean", "sem"}}}, rollouts)``.
+        ``({model: {"energy": {"mean", "sem"}}}, rollouts)``; a one-step map's entry is
+        ``{"skipped": reason}`` instead (:data:`hnnkit.evaluate.maps.ORIGINAL_SKIP_REASON`),
+        and it has no rollout.
 
     Raises:
         HnnkitValueError: for measured data without ``protocol.energy``.
     """
-    m64 = {k: as_float64(m) for k, m in models.items()}
+    skipped = {k: {"skipped": ORIGINAL_SKIP_REASON} for k, m in models.items() if is_map(m)}
+    m64 = {k: as_float64(m) for k, m in models.items() if k not in skipped}
     tol = {"rtol": protocol.rtol, "atol": protocol.atol}
     energy_fn = protocol.energy or (system.energy if system is not None else None)
     if energy_fn is None:
@@ -343,6 +370,7 @@ def evaluate_original(
             per_traj = err.mean(0)
             sem = group_sem(per_traj, protocol.groups)
             out[k] = {"energy": {"mean": float(per_traj.mean()), "sem": sem}}
+    out.update(skipped)
     return out, Rollouts(t=t, true=true, models=preds, true_energy=e_true, model_energy=e_pred)
 
 
@@ -375,10 +403,18 @@ def evaluate_corrected(
     round-off for an HNN, whatever the training, and of order the step for a field that is not a
     symplectic gradient; ``"truth"`` holds the true system's (none for measured data).
 
+    One-step maps among ``models`` (:func:`hnnkit.models.is_map`) are iterated at their time
+    step, and every model is scored on the grid of :func:`hnnkit.evaluate.maps.map_grid`
+    (multiples of that step, about ``n_points`` of them, instead of ``n_points`` evenly
+    spaced times); a map's ``symplecticity`` is the defect of its own step. Measured data must
+    then be sampled at the map's step.
+
     Raises:
-        HnnkitValueError: for measured data without ``energy``.
+        HnnkitValueError: for measured data without ``energy``; maps trained at different time
+            steps; measured times a map cannot follow.
     """
     m64 = {k: as_float64(m) for k, m in models.items()}
+    h_map = map_time_step(m64)
     measured = system is None
     if measured:
         if energy is None:
@@ -388,14 +424,17 @@ def evaluate_corrected(
         energy_fn = energy
     else:
         x0 = dataset.test_initial_states[:max_trajectories]
-        t = torch.linspace(*t_span, n_points, dtype=torch.float64)
+        if h_map is None:
+            t = torch.linspace(*t_span, n_points, dtype=torch.float64)
+        else:
+            t, _ = map_grid(h_map, t_span, n_points)
         true = (
             system.exact_solution(t, x0) if system.exact_solution(t[:2], x0) is not None else None
         )
         if true is None:
             true = rollout(system, x0, t, rtol=1e-10, atol=1e-10)
         energy_fn = energy or system.energy
-    preds = {k: rollout(m, x0, t, rtol=1e-9, atol=1e-9) for k, m in m64.items()}
+    preds = {k: rollout_model(m, x0, t, rtol=1e-9, atol=1e-9) for k, m in m64.items()}
     e_true = energy_fn(true)
     e_pred = {k: energy_fn(v) for k, v in preds.items()}
     out: dict[str, dict[str, Any]] = {}
@@ -410,9 +449,11 @@ def evaluate_corrected(
     h = float(t[1] - t[0])
     starts = x0.reshape(-1, x0.shape[-1])  # (B, d), also for one measured trajectory
 
-    def symplecticity(field: Any) -> Tensor:
+    def symplecticity(model: Any) -> Tensor:
+        if is_map(model):  # its own step
+            return symplecticity_error(map_step_function(model), starts)
         try:
-            return symplecticity_error(flow_map(field, h), starts)
+            return symplecticity_error(flow_map(model.vector_field, h), starts)
         except RuntimeError:  # the implicit step did not converge: no verdict
             return torch.full((starts.shape[0],), math.nan)
 
@@ -422,7 +463,7 @@ def evaluate_corrected(
             "rollout_mse": rollout_mse(true, pred).mean(0),
             "valid_time": valid_prediction_time(t, true, pred),
             **drifts(pred, e_pred[k]),
-            "symplecticity": symplecticity(m64[k].vector_field),
+            "symplecticity": symplecticity(m64[k]),
         }
         if measured:  # one trajectory: spread over time points instead
             per["energy"] = (e_true - e_pred[k]).pow(2)[:, 0]
@@ -430,7 +471,7 @@ def evaluate_corrected(
         out[k] = {name: {**mean_sem(v), "values": v.tolist()} for name, v in per.items()}
     reference = drifts(true, e_true)
     if system is not None:
-        reference["symplecticity"] = symplecticity(system.vector_field)
+        reference["symplecticity"] = symplecticity(system)
     out["truth"] = {name: {**mean_sem(v), "values": v.tolist()} for name, v in reference.items()}
     return out, Rollouts(t=t, true=true, models=preds, true_energy=e_true, model_energy=e_pred)
 
@@ -448,7 +489,9 @@ def recording_rollouts(
     """
     t = dataset.t[0] - dataset.t[0, 0]
     true = dataset.x[0].unsqueeze(1)
-    preds = {k: rollout(as_float64(m), true[0], t, rtol=1e-7, atol=1e-9) for k, m in models.items()}
+    preds = {
+        k: rollout_model(as_float64(m), true[0], t, rtol=1e-7, atol=1e-9) for k, m in models.items()
+    }
     return Rollouts(
         t=t,
         true=true,

@@ -388,7 +388,10 @@ def evaluate_model(
             seed=exp.data_seed,
             noise_std=noise,
         )
-        found["energy"] = orig[kind]["energy"]
+        if "skipped" in orig[kind]:  # a one-step map: the reason goes in the metrics
+            found["original_protocol"] = orig[kind]["skipped"]
+        else:
+            found["energy"] = orig[kind]["energy"]
     metrics: dict[str, Any] = {
         "config_hash": exp.config_hash(),
         "protocol": exp.eval.protocol,
@@ -398,6 +401,8 @@ def evaluate_model(
             if k in found
         },
     }
+    if "original_protocol" in found:
+        metrics["original_protocol"] = found["original_protocol"]
     if isinstance(model, DissipativeHNN):
         metrics["dissipation_rate"] = dissipation(model, data, system)["rate"]
     return metrics

@@ -1,4 +1,5 @@
-"""Models: every one exposes ``vector_field(t, x)``; the registered ones are built by name.
+"""Models: a field model exposes ``vector_field(t, x)``, a one-step map ``step(x, h)``
+(:mod:`hnnkit.models.maps`, :func:`is_map`); the registered ones are built by name.
 
 ``build_model(name, dim, generator=g)`` builds a registered model (:func:`list_models`);
 ``register_model`` adds one (see :mod:`hnnkit.models.registry`). Each model module registers
@@ -15,6 +16,9 @@ from .kan import kan_regularizer as kan_regularizer
 from .kan_hnn import make_kan_dhnn as make_kan_dhnn
 from .kan_hnn import make_kan_hnn as make_kan_hnn
 from .lnn import LNN as LNN
+from .maps import NotAFieldError as NotAFieldError
+from .maps import OneStepMap as OneStepMap
+from .maps import is_map as is_map
 from .mlp import ACTIVATIONS as ACTIVATIONS
 from .mlp import MLP as MLP
 from .registry import DEFAULT_KEYS as DEFAULT_KEYS
@@ -26,6 +30,7 @@ from .registry import list_models as list_models
 from .registry import register_model as register_model
 from .registry import train_defaults as train_defaults
 from .registry import unregister_model as unregister_model
+from .sympnet import SympNet as SympNet
 
 build = build_model
 
@@ -40,11 +45,15 @@ __all__ = [
     "DissipativeHNN",
     "MLPAutoencoder",
     "ModelEntry",
+    "NotAFieldError",
+    "OneStepMap",
     "PixelHNN",
+    "SympNet",
     "build",
     "build_model",
     "build_with_shared_options",
     "get_model",
+    "is_map",
     "kan_regularizer",
     "list_models",
     "make_kan_dhnn",
