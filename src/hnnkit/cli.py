@@ -1303,6 +1303,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``hnnkit bench GRID --out DIR``: run a grid of experiments and write its leaderboard."""
+    import functools
+
+    from .experiments.bench import bench
+
+    plugins = list(getattr(args, "plugins", None) or [])
+    summary = bench(
+        args.grid,
+        args.out,
+        engine=args.engine,
+        workers=args.workers,
+        address=args.address,
+        rerun=args.rerun or (),
+        quiet=args.quiet,
+        # each worker imports the plugins this process did
+        setup=functools.partial(load_plugins, plugins) if plugins else None,
+    )
+    return 1 if summary["failed"] else 0
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Appends ``(default: X)`` to an option's help where it has a default worth showing (not
     ``None``, not a flag's ``False``) and the help does not already say it."""
@@ -1352,6 +1373,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``hnnkit`` parser; ``--model``'s choices are the models registered when it is built,
     and ``--system``'s and ``--tasks``' help lists the registered systems and tasks (the
     plugins' included: :func:`main` imports them first)."""
+    from .experiments.grid import builtin_grids
     from .experiments.tasks import PROFILES, list_tasks
     from .integrate import SOLVERS
     from .models import list_models
@@ -1692,6 +1714,59 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--device", default="cpu", help="where to train: cpu, cuda or auto")
     x.add_argument("--quiet", action="store_true", help="no progress bar")
     x.set_defaults(func=cmd_run)
+
+    b = sub.add_parser(
+        "bench",
+        help="run a grid of systems × models × seeds and write its leaderboard",
+        description="Run every cell (one experiment) of a grid and write OUT/leaderboard.md and "
+        "OUT/leaderboard.html: per system and metric each model's mean over seeds, 95% "
+        "confidence interval and rank, error-against-time and data-efficiency figures, and the "
+        "failed cells. Finished cells are reused, so a killed sweep continues where it stopped. "
+        "Grid format and Ray clusters: docs/bench.md.",
+    )
+    b.add_argument(
+        "grid",
+        help="GRID.toml, or a built-in grid: " + _names(builtin_grids()),
+    )
+    b.add_argument(
+        "--out",
+        default="bench",
+        metavar="DIR",
+        help="directory of the sweep (cells/HASH.json, leaderboard.md, leaderboard.html, "
+        "figures/); created if missing, and the finished cells it holds are reused",
+    )
+    b.add_argument(
+        "--engine",
+        default="local",
+        choices=("local", "ray"),
+        help="local: a pool of processes on this machine (nothing to install); ray: Ray tasks, "
+        "on this machine or a cluster (pip install 'hnnkit[ray]'). Both give the same numbers",
+    )
+    b.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="cells run at once, one torch thread each (default: one per CPU core, at most one "
+        "per cell to run; 1: one after the other in this process); with --engine ray and no "
+        "--address, the CPUs of the Ray instance started here",
+    )
+    b.add_argument(
+        "--address",
+        default=None,
+        metavar="A",
+        help="with --engine ray: the cluster to join, auto (the one this machine belongs to) or "
+        "HOST:PORT of the head node (default: start Ray on this machine)",
+    )
+    b.add_argument(
+        "--rerun",
+        action="append",
+        metavar="CELL",
+        help="redo this cell even if finished: its config hash or a unique prefix (see "
+        "OUT/cells.csv); may be repeated",
+    )
+    b.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
+    b.set_defaults(func=cmd_bench)
     for command in sub.choices.values():  # every subcommand shows its defaults
         command.formatter_class = _HelpFormatter
     return p

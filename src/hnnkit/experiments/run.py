@@ -20,7 +20,13 @@ from .. import models
 from .. import train as training  # training.fit: looked up at each call
 from ..data import Dataset, generate, load_trajectories, real_pendulum
 from ..errors import HnnkitValueError
-from ..evaluate import OriginalProtocol, evaluate_corrected, evaluate_original, loss_metrics
+from ..evaluate import (
+    OriginalProtocol,
+    Rollouts,
+    evaluate_corrected,
+    evaluate_original,
+    loss_metrics,
+)
 from ..files import (
     DirectoryLock,
     atomic_write_json,
@@ -188,7 +194,7 @@ def check_loss(train: TrainSpec, data: Dataset) -> None:
 def train_model(
     exp: Experiment,
     data: Dataset,
-    run_dir: Path,
+    run_dir: Path | None,
     device: torch.device,
     *,
     quiet: bool = True,
@@ -198,7 +204,7 @@ def train_model(
     resume: bool = True,
 ) -> FitResult:
     """Build ``exp``'s model and fit it to ``data`` in ``run_dir`` (resuming a checkpoint there
-    unless ``resume`` is false). Training settings ``exp`` leaves ``None`` are the model's
+    unless ``resume`` is false; ``None``: in memory, writing no file). Training settings ``exp`` leaves ``None`` are the model's
     registered defaults (:func:`~hnnkit.experiments.spec.resolve_train`); ``log_every``
     defaults to a fortieth of the steps."""
     exp = resolve_train(exp)
@@ -357,6 +363,23 @@ def evaluate_model(
 
     With ``figures``, the rollouts (corrected protocol) are drawn in ``figures/rollouts``.
     """
+    metrics, rollouts = evaluate_experiment(exp, model, data)
+    if figures is not None and rollouts is not None:
+        task = task_for_data(exp.data)
+        rollout_panels(
+            rollouts,
+            figures / "rollouts",
+            title=exp.run_name,
+            orbit=task is not None and task.orbit_plot,
+        )
+    return metrics
+
+
+def evaluate_experiment(
+    exp: Experiment, model: torch.nn.Module, data: Dataset
+) -> tuple[dict[str, Any], Rollouts | None]:
+    """``exp``'s evaluation of a trained ``model``: the metrics that ``exp.eval`` names and, under
+    the corrected protocol, the rollouts they were scored on (``None`` under the original one)."""
     kind = exp.model.name
     task = task_for_data(exp.data)  # the protocol of the experiment's system, if a task has it
     system = system_of(exp.data)
@@ -369,16 +392,11 @@ def evaluate_model(
             data,
             t_span=eval_span(exp),
             energy=None if task is None else task.energy,
+            **({} if exp.eval.n_points is None else {"n_points": exp.eval.n_points}),
         )
         found.update(corr[kind])
-        if figures is not None:
-            rollout_panels(
-                rollouts,
-                figures / "rollouts",
-                title=exp.run_name,
-                orbit=task is not None and task.orbit_plot,
-            )
     else:
+        rollouts = None
         noise = float(exp.data.noise_std or 0.0)
         orig, _ = evaluate_original(
             system,
@@ -405,7 +423,7 @@ def evaluate_model(
         metrics["original_protocol"] = found["original_protocol"]
     if isinstance(model, DissipativeHNN):
         metrics["dissipation_rate"] = dissipation(model, data, system)["rate"]
-    return metrics
+    return metrics, rollouts
 
 
 # --- the run directory of `hnnkit train` ------------------------------------------------------

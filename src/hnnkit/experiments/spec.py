@@ -242,15 +242,23 @@ class TrainSpec(_Table):
 
 @dataclass(frozen=True)
 class EvalSpec(_Table):
-    """The evaluation: protocol, rollout span (``None``: the task's or 0–20) and metrics."""
+    """The evaluation: protocol, rollout span (``None``: the task's or 0–20), metrics, and the
+    number of output times of the corrected protocol's rollouts (``None``: 200)."""
 
     protocol: str = "corrected"
     t_span: tuple[float, float] | None = None
     metrics: tuple[str, ...] = METRICS
+    n_points: int | None = None
     TABLE: ClassVar[str] = "eval"
 
     def __post_init__(self) -> None:
-        apply_checks(self, "eval", protocol=string(PROTOCOLS), t_span=span)
+        apply_checks(
+            self,
+            "eval",
+            protocol=string(PROTOCOLS),
+            t_span=span,
+            n_points=integer(2, optional=True),
+        )
         if not isinstance(self.metrics, list | tuple) or not self.metrics:
             raise HnnkitValueError(
                 f"eval.metrics must be a list of metric names ({', '.join(METRICS)}), "
