@@ -39,7 +39,7 @@ def _positive(ax: plt.Axes) -> None:
     ys = ys[np.isfinite(ys)]
     pos = ys[ys > 0]
     if pos.size and (ys >= 0).all() and pos.max() > 100 * pos.min():
-        ax.set_yscale("log")
+        ax.set_yscale("log", nonpositive="mask")
 
 
 def error_vs_time(
@@ -85,7 +85,8 @@ def data_efficiency(
     title: str,
 ) -> list[Path] | None:
     """Test loss and rollout MSE against the number of training trajectories (log–log), one
-    line per model: the mean over seeds with its 95% confidence interval as error bars."""
+    line per model: the mean over seeds with its 95% confidence interval as error bars (a bar
+    reaching zero is cut at a tenth of the mean)."""
     if len(sizes) < 2:
         return None
     with plt.rc_context(style.RC):
@@ -107,8 +108,8 @@ def data_efficiency(
                     xs.append(size)
                     ys.append(ci.mean)
                     half = 0.0 if ci.half is None else ci.half
-                    # a log axis cannot show a bar below zero: clip it just above
-                    errs.append((min(half, ci.mean * (1 - 1e-3)) if ci.mean > 0 else 0.0, half))
+                    # a log axis cannot show a bar reaching zero: cut it at a tenth of the mean
+                    errs.append((min(half, 0.9 * ci.mean) if ci.mean > 0 else 0.0, half))
                 if not xs:
                     continue
                 err = np.array(errs).T

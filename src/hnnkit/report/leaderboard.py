@@ -49,6 +49,18 @@ CI_NOTE = (
 )
 
 
+#: What each section of figures shows.
+FIGURE_NOTES = {
+    "Error against time": "Per system, at the grid's largest training set: the rollout MSE "
+    "and the squared error of the true energy along the rollouts from the held-out initial "
+    "states, averaged over those trajectories; the line is the mean over seeds, the band spans "
+    "the seeds' lowest and highest.",
+    "Data efficiency": "Error against the number of training trajectories. Points: the mean "
+    "over seeds; bars: its 95% confidence interval (Student's t). A log axis cannot show an "
+    "interval that reaches zero: such a bar is cut at a tenth of the mean.",
+}
+
+
 @dataclass(frozen=True)
 class Interval:
     """A mean over ``n`` values and the half-width of its confidence interval (``None`` if n < 2)."""
@@ -225,6 +237,8 @@ def markdown(
         lines.append("")
     for title, paths in figures.items():
         lines += [f"## {title}", ""] + [f"![{p}]({p})" for p in paths] + [""]
+        if title in FIGURE_NOTES:
+            lines += [FIGURE_NOTES[title], ""]
     failed = failed_rows(records)
     lines += [f"## Failed cells ({len(failed)})", ""]
     if failed:
@@ -260,7 +274,7 @@ def run_summary(grid: dict[str, Any], records: list[dict[str, Any]], meta: dict[
         text += (
             f" This run: {run.get('computed', 0)} computed, {run.get('reused', 0)} reused, "
             f"{len(run.get('recomputed_corrupt', []))} corrupted results recomputed; engine "
-            f"{run.get('engine')} with {run.get('workers')} workers, "
+            f"{run.get('engine')}, {run.get('workers')} worker(s), "
             f"{run.get('seconds', 0):.0f} s."
         )
     prov = meta.get("provenance") or {}
@@ -276,7 +290,7 @@ _CSS = """
 body { font-family: system-ui, -apple-system, Segoe UI, sans-serif; margin: 2rem auto; max-width: 1400px; color: #222; padding: 0 1rem; }
 table { border-collapse: collapse; font-size: 0.85rem; margin: 0.5rem 0 1.5rem; }
 th, td { border: 1px solid #ccc; padding: 3px 6px; text-align: right; white-space: nowrap; }
-th { background: #f3f3f3; text-align: center; } td.model { text-align: left; }
+th { background: #f3f3f3; text-align: center; white-space: normal; } td.model { text-align: left; }
 td.best { font-weight: 700; background: #eef6ff; } .pm { color: #777; font-size: 0.9em; } .rk { color: #999; font-size: 0.8em; }
 p.note { font-size: 0.85rem; color: #444; max-width: 75rem; } .scroll { overflow-x: auto; }
 figure { display: inline-block; vertical-align: top; margin: 0.5rem; max-width: 100%; }
@@ -290,9 +304,9 @@ def _html_cell(ci: Interval | None, factor: float, rank: int | None, best: bool)
     if ci is None:
         return "<td>–</td>"
     mean = html.escape(number(ci.mean * factor))
-    pm = "" if ci.half is None else f' <span class="pm">± {number(ci.half * factor, 2)}</span>'
     rk = f' <span class="rk">({rank})</span>' if rank else ""
-    return f'<td class="{"best" if best else ""}">{mean}{pm}{rk}</td>'
+    pm = "" if ci.half is None else f'<br><span class="pm">± {number(ci.half * factor, 2)}</span>'
+    return f'<td class="{"best" if best else ""}">{mean}{rk}{pm}</td>'
 
 
 def html_page(
@@ -338,7 +352,9 @@ def html_page(
             "</figcaption></figure>"
             for cap, uri in items
         )
-        figs.append(f"<h2>{html.escape(title)}</h2>{imgs}")
+        note = FIGURE_NOTES.get(title)
+        note = f"<p class='note'>{html.escape(note)}</p>" if note else ""
+        figs.append(f"<h2>{html.escape(title)}</h2>{note}{imgs}")
     failed = failed_rows(records)
     if failed:
         rows = "".join(
