@@ -301,3 +301,16 @@ def test_the_command_line_runs_a_grid_and_refuses_bad_input(sequential, tmp_path
     assert "--workers must be a positive integer" in capsys.readouterr().err
     assert main(["bench", "nonesuch", "--out", str(copy)]) == 2
     assert "valid grid" in capsys.readouterr().err
+
+
+def test_every_option_of_bench_is_explained(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")
+    with pytest.raises(SystemExit):
+        main(["bench", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for option in ("--out", "--engine", "--workers", "--address", "--rerun", "--quiet"):
+        assert option in text
+    for name in builtin_grids():
+        assert name in text
+    assert "(default: local)" in text and "(default: bench)" in text
+    assert "pip install 'hnnkit[ray]'" in text

@@ -180,7 +180,7 @@ def _bench_locked(
             todo.append(cell)
     reused = len(records)
     n_workers = workers or max(1, min(cpu_count(), len(todo)))
-    where = f"{engine} engine" + (f" at {address}" if address else "") + f", {n_workers} workers"
+    where = f"ray engine at {address}" if address else f"{engine} engine, {n_workers} workers"
     echo(
         f"grid {grid.name}: {len(grid.cells)} cells; reusing {reused} finished cells, "
         f"running {len(todo)}"

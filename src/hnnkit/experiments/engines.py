@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import HnnkitValueError
-from .bench_cell import FAILED, run_cell
+from .bench_cell import FAILED, FORMAT, run_cell
 
 ENGINES = ("local", "ray")
 #: Seconds to wait for a TCP connection to a Ray head before calling it unreachable.
@@ -44,7 +44,7 @@ def cpu_count() -> int:
 def _crashed(error: BaseException) -> dict[str, Any]:
     """The record of a cell whose worker died before returning one."""
     return {
-        "format": 1,
+        "format": FORMAT,
         "status": FAILED,
         "config_hash": None,
         "error": f"the worker running the cell died ({type(error).__name__}: {error}); was it "
