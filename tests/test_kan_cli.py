@@ -300,7 +300,8 @@ def _perturbed(kan, rel: float, gen: torch.Generator):
 
 def test_the_dissipative_run_reads_back_the_same_on_any_machine(damped_run):
     from hnnkit.models import DissipativeHNN
-    from hnnkit.symbolic import _load_run, extract_dissipative, extract_from_run
+    from hnnkit.symbolic import extract_dissipative, extract_from_run
+    from hnnkit.symbolic._runs import load_run as _load_run
 
     threads = torch.get_num_threads()
     found = {}

@@ -128,7 +128,8 @@ def test_drop_terms_removes_what_the_loss_does_not_need(spring_data):
 @pytest.mark.parametrize("eps, kept", [(1e-2, True), (1e-5, False)])
 def test_drop_terms_keeps_a_term_only_on_held_out_evidence(spring_data, eps, kept):
     from hnnkit.phase_space import symplectic
-    from hnnkit.symbolic import SELECT_ATOL, _expr_gradient
+    from hnnkit.symbolic import SELECT_ATOL
+    from hnnkit.symbolic._formula import expr_gradient as _expr_gradient
 
     # noise-free data of H = q² + p² + eps·q³: removing q³ raises the loss by about
     # (3·eps)²·mean(q⁴), 3e-5 of the target variance for eps = 1e-2 and 3e-11 for 1e-5
@@ -290,7 +291,8 @@ def test_a_dissipative_kan_hnn_gives_back_the_energy_and_the_friction_exactly(da
 def _damped_spring_targets(x: torch.Tensor, d: sympy.Expr) -> torch.Tensor:
     """Derivatives of H = q² + p² with the rayleigh dissipation ``d``: J∇H + (0, -∂D/∂p)."""
     from hnnkit.phase_space import symplectic
-    from hnnkit.symbolic import _dissipation_field, _expr_gradient
+    from hnnkit.symbolic._dissipative import dissipation_field as _dissipation_field
+    from hnnkit.symbolic._formula import expr_gradient as _expr_gradient
 
     rayleigh = _dissipation_field("rayleigh")
     x = x.double()
@@ -301,7 +303,9 @@ def _damped_spring_targets(x: torch.Tensor, d: sympy.Expr) -> torch.Tensor:
 
 def test_a_dissipation_that_is_negative_on_the_data_loses_its_odd_terms(damped_data):
     from hnnkit.phase_space import symplectic
-    from hnnkit.symbolic import _dissipation_field, _make_dissipative, _nonnegative_on
+    from hnnkit.symbolic._checks import make_dissipative as _make_dissipative
+    from hnnkit.symbolic._checks import nonnegative_on as _nonnegative_on
+    from hnnkit.symbolic._dissipative import dissipation_field as _dissipation_field
 
     x = damped_data.split("train")[0].double()
     assert float(x[:, 0].min()) < -0.5  # so that D below is negative on the data
