@@ -415,3 +415,25 @@ def test_evaluate_reads_a_kan_spring_model_directory(kan_spring_out, tmp_path):
     assert metrics["train_loss"] == trained["train_loss"]
     assert metrics["test_loss"] == trained["test_loss"]
     assert metrics["kan"] == trained["kan"] and "rollout_mse" in metrics
+
+
+def test_symbolic_prints_the_held_out_losses_and_each_terms_confidence(
+    damped_run, tmp_path, capsys
+):
+    out_json = tmp_path / "trust.json"
+    assert main(["symbolic", str(damped_run), "--json", str(out_json)]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    held = next(line for line in lines if line.startswith("held-out loss:"))
+    formula, network = (float(v) for v in held.split()[3::2])
+    assert formula < 1e-20 < network  # the closed form is exact, the network is not
+    assert "warning" not in captured.err
+    info = json.loads(out_json.read_text())
+    assert info["failed"] is False
+    terms = {
+        (t["part"], sympy.sympify(t["term"], locals={"q": Q, "p": P})): t for t in info["terms"]
+    }
+    assert set(terms) == {("H", Q**2), ("H", P**2), ("D", P**2)}
+    assert abs(terms[("D", P**2)]["coefficient"] - 0.05) < 1e-9
+    for t in terms.values():  # each term is needed: the held-out loss rises without it
+        assert t["confidence"] > 1 and t["loss_rise"] > 0

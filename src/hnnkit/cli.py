@@ -1248,6 +1248,7 @@ def cmd_symbolic(args: argparse.Namespace) -> int:
     print(
         f"HNN loss of H{against}: train {losses['nice_train']:.3e}  test {losses['nice_test']:.3e}"
     )
+    _print_trust(found)
     print("edge fits (layer, input, output):")
     for e in sym.edges:
         print(f"  ({e.layer}, {e.i}, {e.j})  {e.name:<8} R² = {e.r2:.8f}  {e.expr}")
@@ -1255,6 +1256,34 @@ def cmd_symbolic(args: argparse.Namespace) -> int:
         print()
         print(sym.python_source(), end="")
     return 0
+
+
+def _print_trust(found: Any) -> None:
+    """The formula's held-out loss next to the network's, a warning when it is worse beyond
+    the noise, and each kept term's confidence (how much the held-out loss rises without it)."""
+    losses, checks = found.losses, found.checks
+    smoothing = checks.get("denoise", {})
+    if smoothing.get("method", "none") != "none":
+        print(
+            f"states smoothed before the refit ({smoothing['method']}; their scatter about the "
+            f"smoothed path, an estimate of the noise: {smoothing['noise_rms']:.3g})"
+        )
+    print(
+        f"held-out loss: formula {losses['formula_heldout']:.3e}  "
+        f"network {losses['network_heldout']:.3e}"
+    )
+    if found.failed:
+        v = checks["versus_network"]
+        print(
+            "warning: the formula is worse than the network on held-out data by more than the "
+            f"noise (log-likelihood ratio {v['log_ratio']:.3g} ± {v['log_ratio_se']:.2g} per "
+            "trajectory): the library cannot express these data; this is the closest formula, "
+            "not the system's. Try --library default, a wider KAN or more training.",
+            file=sys.stderr,
+        )
+    print("terms (confidence: held-out loss rise without the term over the noise; > 1 kept):")
+    for t in found.terms:
+        print(f"  {t.part}  {t.name:<16} {t.coefficient: .12g}  confidence {t.confidence:.3g}")
 
 
 def sympy_sstr(expr: Any) -> str:

@@ -757,8 +757,12 @@ def find_kan(model: nn.Module) -> KAN:
     net = getattr(model, "energy_net", None)
     if isinstance(net, KAN):
         return net
+    inner = type(net).__name__ if net is not None else "none"
     raise HnnkitValueError(
-        f"expected a KAN or a model whose energy_net is a KAN, got {type(model).__name__}"
+        f"{type(model).__name__} (energy net: {inner}) is not a KAN; symbolic extraction reads "
+        "only these models: a KAN, an HNN whose energy_net is a KAN (`hnnkit train --model kan`, "
+        "hnnkit.models.make_kan_hnn), or a DissipativeHNN whose energy and dissipation nets are "
+        "both KANs (`hnnkit train --model kan --dissipative`)"
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Sequence
@@ -16,17 +17,27 @@ from ..errors import HnnkitValueError
 from ..models.kan import KAN
 from ..phase_space import join, split, symplectic
 from ._checks import make_dissipative
-from ._extract import checked_energy, compose_edges, extract_hamiltonian, hamiltonian_losses
+from ._evidence import EVIDENCE_Z
+from ._extract import (
+    MAX_DEGREE,
+    check_kan_input,
+    checked_energy,
+    compose_edges,
+    extract_hamiltonian,
+    hamiltonian_losses,
+    held_out,
+    selection_data,
+    versus_network,
+    warn_if_worse,
+)
 from ._formula import (
-    Part,
     SymbolicHamiltonian,
-    as_data,
     parts_loss,
-    refit_parts,
     round_parts,
-    select_terms,
 )
 from ._library import DEFAULT_LIBRARY
+from ._select import fit_by_evidence
+from ._splits import splits_of
 
 
 @dataclass
@@ -45,7 +56,9 @@ class SymbolicDissipative:
         losses: derivative MSE of the whole closed-form field :math:`J\nabla H + f_D` with the
             nice forms of both, ``train`` and ``test`` (``nan`` without test data).
         dropped: the terms of :math:`D` that the term selection dropped.
-        checks: ``d_min_on_data`` and ``d_nonnegative`` (:math:`D \ge 0` on the train and
+        terms: the kept terms of both (:class:`Term`, ``part`` ``"H"`` or ``"D"``) with their
+            confidences.
+        checks: ``denoise``, ``versus_network`` (as :class:`SymbolicHamiltonian`'s), ``d_min_on_data`` and ``d_nonnegative`` (:math:`D \ge 0` on the train and
             test states, up to round-off), ``d_pruned`` (terms removed to make it so) and
             :math:`H`'s checks (:func:`energy_check`).
     """
@@ -58,6 +71,13 @@ class SymbolicDissipative:
     losses: dict[str, float] = field(default_factory=dict)
     dropped: list[sympy.Expr] = field(default_factory=list)
     checks: dict[str, Any] = field(default_factory=dict)
+    terms: list[Any] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """Whether the closed-form field predicts the held-out data worse than the network,
+        by more than the noise (``checks["versus_network"]["worse"]``)."""
+        return bool(self.checks.get("versus_network", {}).get("worse", False))
 
     def __str__(self) -> str:
         return f"H = {self.hamiltonian.nice}\nD = {self.nice}  ({self.form})"
@@ -80,6 +100,8 @@ class SymbolicDissipative:
             "form": self.form,
             "losses": dict(self.losses),
             "checks": dict(self.checks),
+            "failed": self.failed,
+            "terms": [t.to_dict() for t in self.terms],
         }
 
 
@@ -103,8 +125,11 @@ def extract_dissipative(
     occam_tol: float = 1e-3,
     n_samples: int = 201,
     refit_iter: int = 500,
-    drop_rtol: float | None = 0.02,
+    drop_rtol: float | None = 0.0,
     round_rtol: float = 0.01,
+    max_degree: int | None = MAX_DEGREE,
+    denoise: str = "auto",
+    z: float = EVIDENCE_Z,
 ) -> SymbolicDissipative:
     r"""Read :math:`H` and the dissipation :math:`D` of a trained dissipative HNN back as formulas.
 
@@ -116,7 +141,7 @@ def extract_dissipative(
     :math:`\tfrac12[d(q,p) + d(q,-p)] - d(q,0)`). Then :math:`H` and :math:`D` are refitted
     together under the loss of the whole field :math:`J\nabla H + f_D` against the targets
     (so neither absorbs the other's error), their terms are selected together by held-out
-    evidence (:func:`drop_terms`), :math:`D` is checked to be :math:`\ge 0` on the states
+    evidence (:mod:`hnnkit.symbolic`, "Term selection"), :math:`D` is checked to be :math:`\ge 0` on the states
     (a negative :math:`D` is pruned: first of its terms odd in a coordinate, then of its
     smallest terms; a warning if that fails), :math:`H` is checked to be bounded below on the
     data's box (:func:`energy_check`), and both are rounded. On noise-free damped-spring data
@@ -126,8 +151,8 @@ def extract_dissipative(
     Args:
         model: the trained dissipative HNN.
         data: a :class:`~hnnkit.data.Dataset`, ``(x, dx)`` or ``(x, dx, x_test, dx_test)``.
-        library, occam_tol, n_samples, refit_iter, drop_rtol, round_rtol: as
-            :func:`extract_hamiltonian`, for both formulas.
+        library, occam_tol, n_samples, refit_iter, drop_rtol, round_rtol, max_degree, denoise,
+            z: as :func:`extract_hamiltonian`, for both formulas.
 
     Raises:
         HnnkitValueError: if ``model`` is not a dissipative HNN with two KANs, or the data do not
@@ -143,22 +168,19 @@ def extract_dissipative(
             f"dissipation_net=KAN([2, 1, 1]), form='rayleigh'); got {type(model).__name__}"
         )
     energy_kan, dissipation_kan = nets
-    x, dx, x_test, dx_test = as_data(data)
-    if x.ndim != 2 or x.shape[-1] != energy_kan.widths[0] or dx.shape != x.shape:
-        raise HnnkitValueError(
-            f"states and derivatives must both be (N, {energy_kan.widths[0]}), got "
-            f"{tuple(x.shape)} and {tuple(dx.shape)}"
-        )
+    sp = splits_of(data)
+    check_kan_input(energy_kan, sp.x, sp.dx)
     ref = energy_kan.act_fun[0].coef
 
     def conservative_targets(xs: Tensor, dxs: Tensor) -> Tensor:
         f_d = model.dissipative_field(xs.to(ref.device, ref.dtype)).detach()
-        return dxs.to(ref.device, ref.dtype) - f_d
+        return (dxs.to(ref.device, ref.dtype) - f_d).to("cpu", torch.float64)
 
-    has_test = x_test is not None and dx_test is not None
-    h_data = (x, conservative_targets(x, dx))
-    if has_test:
-        h_data += (x_test, conservative_targets(x_test, dx_test))
+    h_data = dataclasses.replace(
+        sp,
+        dx=conservative_targets(sp.x, sp.dx),
+        dx_test=conservative_targets(sp.x_test, sp.dx_test) if sp.has_test else None,
+    )
     options = {"library": library, "occam_tol": occam_tol, "n_samples": n_samples}
     with warnings.catch_warnings():  # this H is only the start of the joint fit below
         warnings.simplefilter("ignore", UserWarning)
@@ -166,14 +188,21 @@ def extract_dissipative(
             energy_kan,
             h_data,
             output_index=energy_kan.widths[-1] - 1,
-            refit_iter=refit_iter,
-            drop_rtol=None,
-            round_rtol=round_rtol,
+            refit=False,
+            denoise="none",
+            max_degree=max_degree,
             **options,
         )
     symbols = hamiltonian.symbols
     d, _ = compose_edges(
-        dissipation_kan, x, dissipation_kan.widths[-1] - 1, symbols, library, occam_tol, n_samples
+        dissipation_kan,
+        sp.x,
+        dissipation_kan.widths[-1] - 1,
+        symbols,
+        library,
+        occam_tol,
+        n_samples,
+        max_degree,
     )
     if model.form == "rayleigh":
         n = len(symbols) // 2
@@ -182,25 +211,28 @@ def extract_dissipative(
             (d + d.xreplace({s: -s for s in momenta})) / 2 - d.xreplace({s: 0 for s in momenta})
         )
     to_field = dissipation_field(model.form)
-    xd, dxd = x.detach().double().cpu(), dx.detach().double().cpu()
-    xv = x_test.detach().double().cpu() if has_test else None
-    dxv = dx_test.detach().double().cpu() if has_test else None
-    states = torch.cat([xd, xv]) if xv is not None else xd
+    sel, smoothing = selection_data(sp, denoise)
+    xd, dxd = sel.x, sel.dx
+    val = held_out(sel)
+    states = torch.cat([sp.x, sp.x_test]) if sp.has_test else sp.x
     # H and D are refitted, selected and rounded together against the targets, so that
     # neither has to absorb what the other (or the network's friction) leaves.
-    parts: list[Part] = [(hamiltonian.full, symplectic), (d, to_field)]
-    parts, _ = refit_parts(parts, symbols, xd, dxd, max_iter=refit_iter)
-    full_h = parts[0][0]
-    dropped: list[list[sympy.Expr]] = [[], []]
-    if drop_rtol is not None:
-        parts, _, dropped = select_terms(
-            parts, symbols, xd, dxd, xv, dxv, rtol=drop_rtol, atol=None, max_iter=refit_iter
-        )
+    fitted = fit_by_evidence(
+        [(hamiltonian.composed, symplectic), (d, to_field)],
+        ["H", "D"],
+        symbols,
+        (xd, dxd),
+        val,
+        select=drop_rtol is not None,
+        z=z,
+        rtol=drop_rtol or 0.0,
+        refit_iter=refit_iter,
+    )
+    parts, full_h, dropped = fitted.parts, fitted.full[0][0], fitted.dropped
     parts, d_checks = make_dissipative(parts, symbols, xd, dxd, states, max_iter=refit_iter)
     nice_parts = round_parts(parts, symbols, xd, dxd, rtol=round_rtol, atol=None)
     (h_expr, _), (expr, _) = parts
     (h_nice, _), (nice, _) = nice_parts
-    conservative = (x, h_data[1], *(h_data[2:] if has_test else (None, None)))
     h_exprs = {"composed": hamiltonian.composed, "full": full_h, "refit": h_expr, "nice": h_nice}
     hamiltonian = replace(
         hamiltonian,
@@ -208,13 +240,24 @@ def extract_dissipative(
         nice=h_nice,
         full=full_h,
         dropped=dropped[0],
-        losses=hamiltonian_losses(symbols, h_exprs, conservative),
+        losses=hamiltonian_losses(symbols, h_exprs, h_data.as_tuple()),
         checks=checked_energy(h_nice, symbols, states),
+        terms=[t for t in fitted.terms if t.part == "H"],
     )
+
+    def network_field(xs: Tensor) -> Tensor:
+        xx = xs.to(ref.device, ref.dtype)
+        return model.vector_field(0.0, xx).detach().to("cpu", torch.float64)
+
+    versus = versus_network(nice_parts, network_field, symbols, val, z=z)
     losses = {
-        "train": parts_loss(nice_parts, symbols, xd, dxd),
-        "test": parts_loss(nice_parts, symbols, xv, dxv) if xv is not None else math.nan,
+        "train": parts_loss(nice_parts, symbols, sp.x, sp.dx),
+        "test": parts_loss(nice_parts, symbols, sp.x_test, sp.dx_test) if sp.has_test else math.nan,
+        **versus.pop("losses"),
     }
+    warn_if_worse(f"H = {h_nice}, D = {nice}", versus)
+    d_checks.update(denoise=dataclasses.asdict(smoothing), versus_network=versus)
+    terms = sorted(fitted.terms, key=lambda t: (t.part != "H", -t.confidence, t.name))
     return SymbolicDissipative(
         hamiltonian=hamiltonian,
         expr=expr,
@@ -223,5 +266,6 @@ def extract_dissipative(
         form=model.form,
         losses=losses,
         dropped=dropped[1],
-        checks={**d_checks, **hamiltonian.checks},
+        checks={**hamiltonian.checks, **d_checks},
+        terms=terms,
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -14,17 +16,21 @@ from torch import Tensor, nn
 
 from ..errors import HnnkitValueError
 from ..models.kan import KAN, find_kan
+from ..phase_space import symplectic
 from ._checks import energy_check
+from ._denoise import Smoothing, smooth_states
+from ._evidence import EVIDENCE_Z, evidence
 from ._formula import (
+    SELECT_ATOL,
+    Part,
     SymbolicHamiltonian,
-    as_data,
-    drop_terms,
     hnn_loss_fn,
     phase_space_symbols,
-    refit_coefficients,
     round_coefficients,
 )
 from ._library import DEFAULT_LIBRARY, EdgeFit, X, fit_edge
+from ._select import field_residuals, fit_by_evidence
+from ._splits import Splits, splits_of
 
 
 def _live_edges(kan: KAN, output_index: int) -> set[tuple[int, int, int]]:
@@ -43,6 +49,50 @@ def _live_edges(kan: KAN, output_index: int) -> set[tuple[int, int, int]]:
     return live
 
 
+#: Highest total degree of the polynomial terms kept from a composition (:func:`compose_edges`).
+MAX_DEGREE = 4
+
+
+def _is_polynomial_fit(fit: EdgeFit) -> bool:
+    return fit.name == "const" or fit.name == "x" or fit.name.startswith("x^")
+
+
+def truncate_degree(
+    expr: sympy.Expr, symbols: Sequence[sympy.Symbol], max_degree: int | None
+) -> sympy.Expr:
+    """``expr`` expanded, without its polynomial terms of total degree above ``max_degree``
+    (terms with other functions, e.g. ``cos(q)``, are kept)."""
+    expr = sympy.expand(expr, power_exp=False, log=False, trig=False)
+    if max_degree is None:
+        return expr
+    keep = []
+    for term in sympy.Add.make_args(expr):
+        if term.is_polynomial(*symbols) and sympy.Poly(term, *symbols).total_degree() > max_degree:
+            continue
+        keep.append(term)
+    return sympy.Add(*keep)
+
+
+def _compose_polynomial(
+    edge: sympy.Expr, node: sympy.Expr, symbols: Sequence[sympy.Symbol], max_degree: int
+) -> sympy.Expr:
+    """``edge(node)`` for a polynomial ``edge`` in :data:`X` and a polynomial ``node``, with the
+    powers of ``node`` truncated to ``max_degree`` as they are formed (exact up to that degree)."""
+    coeffs = sympy.Poly(edge, X).all_coeffs()[::-1]  # c0, c1, ...
+    base = sympy.Poly(node, *symbols)
+
+    def cut(p: sympy.Poly) -> sympy.Poly:
+        terms = {m: c for m, c in p.terms() if sum(m) <= max_degree}
+        return sympy.Poly.from_dict(terms or {(0,) * len(symbols): 0}, *symbols)
+
+    out = sympy.Float(coeffs[0]) if coeffs else sympy.Integer(0)
+    power = None
+    for c in coeffs[1:]:
+        power = base if power is None else cut(power * base)
+        out = out + sympy.Float(c) * cut(power).as_expr()
+    return sympy.expand(out)
+
+
 def compose_edges(
     kan: KAN,
     x: Tensor,
@@ -51,11 +101,15 @@ def compose_edges(
     library: Sequence[str],
     occam_tol: float,
     n_samples: int,
+    max_degree: int | None = None,
 ) -> tuple[sympy.Expr, list[EdgeFit]]:
     """Fit every live edge of ``kan`` to a library function and compose output ``output_index``.
 
     Each edge is sampled over the range its input takes on the states ``x``; an edge that is
     flat there becomes its constant. Returns the expanded expression in ``symbols`` and the fits.
+    With ``max_degree``, polynomial terms of higher total degree are left out of the result;
+    where every edge from a layer on is polynomial, they are cut as the composition forms them
+    (exact up to that degree, and a composition of quartic edges stays small).
 
     Raises:
         HnnkitValueError: if the output has no live edge.
@@ -68,13 +122,10 @@ def compose_edges(
     ref = kan.act_fun[0].coef
     with torch.no_grad():
         acts = kan.activations(x.to(ref.device, ref.dtype))
-    nodes: list[sympy.Expr] = list(symbols)
-    edge_fits: list[EdgeFit] = []
+    fits: dict[tuple[int, int, int], EdgeFit] = {}
     for layer in range(kan.depth):
         inputs = acts[layer].inputs
-        width_out = kan.widths[layer + 1]
-        outs: list[sympy.Expr] = [sympy.Integer(0)] * width_out
-        for j in range(width_out):
+        for j in range(kan.widths[layer + 1]):
             incoming = [i for i in range(kan.widths[layer]) if (layer, i, j) in live]
             if not incoming:
                 continue
@@ -94,11 +145,29 @@ def compose_edges(
                         zs, y, library=library, occam_tol=occam_tol
                     )
                     fit = EdgeFit(layer, i, j, name, expr, r2, cx, cands)
-                edge_fits.append(fit)
+                fits[(layer, i, j)] = fit
+    # from which layer on every edge is polynomial: there powers can be cut as they form
+    poly_from = kan.depth
+    while poly_from > 0 and all(
+        _is_polynomial_fit(f) for (lay, _, _), f in fits.items() if lay >= poly_from - 1
+    ):
+        poly_from -= 1
+    nodes: list[sympy.Expr] = list(symbols)
+    for layer in range(kan.depth):
+        outs: list[sympy.Expr] = [sympy.Integer(0)] * kan.widths[layer + 1]
+        cut = max_degree is not None and layer >= poly_from
+        for (lay, i, j), fit in sorted(fits.items()):
+            if lay != layer:
+                continue
+            if cut and nodes[i].is_polynomial(*symbols):
+                outs[j] = outs[j] + _compose_polynomial(fit.expr, nodes[i], symbols, max_degree)
+            else:
                 outs[j] = outs[j] + fit.expr.xreplace({X: nodes[i]})
-        nodes = outs
-    composed = sympy.expand(nodes[output_index], power_exp=False, log=False, trig=False)
-    return composed, edge_fits
+        nodes = [
+            truncate_degree(o, symbols, max_degree if cut else None) if o != 0 else o for o in outs
+        ]
+    composed = truncate_degree(nodes[output_index], symbols, max_degree)
+    return composed, [fits[k] for k in sorted(fits)]
 
 
 def extract_hamiltonian(
@@ -111,34 +180,56 @@ def extract_hamiltonian(
     n_samples: int = 201,
     refit: bool = True,
     refit_iter: int = 500,
-    drop_rtol: float | None = 0.02,
+    drop_rtol: float | None = 0.0,
     round_rtol: float = 0.01,
+    max_degree: int | None = MAX_DEGREE,
+    denoise: str = "auto",
+    z: float = EVIDENCE_Z,
 ) -> SymbolicHamiltonian:
-    """Extract a closed-form :math:`H(q, p)` from a trained KAN (or an HNN whose energy net is one).
+    r"""Extract a closed-form :math:`H(q, p)` from a trained KAN (or an HNN whose energy net is one).
+
+    Any number of degrees of freedom: a KAN ``[2n, h, 1]`` composes its edges into a
+    candidate library in all :math:`2n` variables, products and differences included (cut at
+    total degree ``max_degree``); the library's coefficients are refitted exactly by linear
+    least squares against the targets (the field :math:`J\nabla H`); terms are kept by held-out
+    evidence (:mod:`hnnkit.symbolic`, "Term selection"); noisy states are first smoothed along
+    their trajectories (``denoise``); the formula's held-out loss is compared with the
+    network's, and :attr:`SymbolicHamiltonian.failed` (with a warning) says when it is worse by
+    more than the noise: the library cannot express the data, and the closest formula is shown.
 
     Args:
         model: a :class:`~hnnkit.models.kan.KAN` or a model with ``energy_net`` a KAN (e.g.
             ``HNN(2, energy_net=KAN([2, 1, 2]), output_index=1)``).
         data: a :class:`~hnnkit.data.Dataset` (its train split drives the fits and the refit,
-            its test split is only scored), or ``(x, dx)``, or ``(x, dx, x_test, dx_test)``.
+            its held-out split judges the terms; its times and trajectories allow smoothing and
+            blocked standard errors), or ``(x, dx)``, or ``(x, dx, x_test, dx_test)``.
         output_index: which KAN output is the energy (default: the model's
             ``output_index``, else 0).
         library: function library for the edges (default :data:`DEFAULT_LIBRARY`).
         occam_tol: :math:`R^2` tolerance of the Occam rule (default 1e-3).
         n_samples: points per edge, evenly spread over the range its input takes on the
             training states (default 201).
-        refit: refit the free coefficients under the HNN loss (default ``True``).
-        refit_iter: L-BFGS iterations of that refit (default 500).
-        drop_rtol: relative loss tolerance for dropping whole terms after the refit (see
-            :func:`drop_terms`; default 0.02); ``None`` keeps every term.
+        refit: refit the coefficients and select the terms (default ``True``); ``False``
+            returns the composition as it is.
+        refit_iter: L-BFGS iterations of the polish of inner numbers (default 500).
+        drop_rtol: ``None`` keeps every term; otherwise an extra relative floor of the
+            selection (default 0: the evidence test alone).
         round_rtol: relative loss tolerance of the presentation rounding (default 0.01).
+        max_degree: highest total degree of the polynomial candidates (default 4; ``None``
+            for no cut).
+        denoise: smoothing of the states before the refit (:func:`smooth_states`): ``"auto"``
+            (default: integrate where the data are noisy and their trajectories known),
+            ``"integrate"``, ``"savgol"`` or ``"none"``.
+        z: standard errors a term's held-out loss rise must exceed (default 3).
 
     Returns:
-        :class:`SymbolicHamiltonian`.
+        :class:`SymbolicHamiltonian` (``.terms`` with confidences, ``.failed``).
 
     Raises:
-        HnnkitValueError: if ``model`` holds no KAN, the data do not match the KAN's input
-            size, ``output_index`` is out of range, or the energy output has no live edge.
+        HnnkitValueError: if ``model`` holds no KAN (the message names the models that can be
+            extracted), the data have more (or fewer) degrees of freedom than the KAN's input,
+            ``output_index`` is out of range, the energy output has no live edge, or
+            ``denoise`` needs trajectories that the data do not carry.
     """
     kan = find_kan(model)
     if output_index is None:
@@ -146,30 +237,42 @@ def extract_hamiltonian(
         output_index = 0 if output_index is None else output_index
     if not 0 <= output_index < kan.widths[-1]:
         raise HnnkitValueError(f"output_index must be in [0, {kan.widths[-1]}), got {output_index}")
-    x, dx, x_test, dx_test = as_data(data)
-    if x.ndim != 2 or x.shape[-1] != kan.widths[0] or x.shape[-1] % 2 or dx.shape != x.shape:
-        raise HnnkitValueError(
-            f"states and derivatives must both be (N, {kan.widths[0]}) for KAN{list(kan.widths)}, "
-            f"got {tuple(x.shape)} and {tuple(dx.shape)}"
-        )
-    symbols = phase_space_symbols(x.shape[-1] // 2)
+    sp = splits_of(data)
+    check_kan_input(kan, sp.x, sp.dx)
+    symbols = phase_space_symbols(sp.x.shape[-1] // 2)
     composed, edge_fits = compose_edges(
-        kan, x, output_index, symbols, library, occam_tol, n_samples
+        kan, sp.x, output_index, symbols, library, occam_tol, n_samples, max_degree
     )
-    xd, dxd = x.detach().double().cpu(), dx.detach().double().cpu()
-    data4 = (x, dx, x_test, dx_test)
-    full = composed
-    if refit:
-        full, _ = refit_coefficients(composed, symbols, xd, dxd, max_iter=refit_iter)
+    sel, smoothing = selection_data(sp, denoise)
+    train, val = (sel.x, sel.dx), held_out(sel)
+    full = expr = composed
     dropped: list[sympy.Expr] = []
-    expr = full
-    held_out = (None, None) if x_test is None else (x_test, dx_test)
-    if refit and drop_rtol is not None:
-        expr, _, dropped = drop_terms(
-            full, symbols, xd, dxd, rtol=drop_rtol, x_val=held_out[0], dx_val=held_out[1]
+    terms: list[Any] = []
+    if refit:
+        fitted = fit_by_evidence(
+            [(composed, symplectic)],
+            ["H"],
+            symbols,
+            train,
+            val,
+            select=drop_rtol is not None,
+            z=z,
+            rtol=drop_rtol or 0.0,
+            refit_iter=refit_iter,
         )
-    nice = round_coefficients(expr, symbols, xd, dxd, rtol=round_rtol)
-    states = xd if x_test is None else torch.cat([xd, x_test.detach().double().cpu()])
+        expr, full = fitted.parts[0][0], fitted.full[0][0]
+        dropped, terms = fitted.dropped[0], fitted.terms
+    nice = round_coefficients(expr, symbols, sel.x, sel.dx, rtol=round_rtol)
+    states = sp.x if not sp.has_test else torch.cat([sp.x, sp.x_test])
+    exprs = {"composed": composed, "full": full, "refit": expr, "nice": nice}
+    losses = hamiltonian_losses(symbols, exprs, sp.as_tuple())
+    net_field = functools.partial(kan_energy_field, kan, output_index)
+    versus = versus_network([(nice, symplectic)], net_field, symbols, val, z=z)
+    losses.update(versus.pop("losses"))
+    checks = checked_energy(nice, symbols, states)
+    checks["denoise"] = dataclasses.asdict(smoothing)
+    checks["versus_network"] = versus
+    warn_if_worse(f"H = {nice}", versus)
     return SymbolicHamiltonian(
         expr=expr,
         nice=nice,
@@ -177,12 +280,111 @@ def extract_hamiltonian(
         symbols=symbols,
         full=full,
         edges=edge_fits,
-        losses=hamiltonian_losses(
-            symbols, {"composed": composed, "full": full, "refit": expr, "nice": nice}, data4
-        ),
+        losses=losses,
         dropped=dropped,
-        checks=checked_energy(nice, symbols, states),
+        checks=checks,
+        terms=sorted(terms, key=lambda t: (-t.confidence, t.name)),
     )
+
+
+def check_kan_input(kan: KAN, x: Tensor, dx: Tensor) -> None:
+    """Raise a clear error unless ``x`` and ``dx`` are ``(N, 2n)`` states that the KAN takes."""
+    width = kan.widths[0]
+    if x.ndim != 2 or dx.shape != x.shape or x.shape[-1] % 2:
+        raise HnnkitValueError(
+            f"states and derivatives must both be (N, 2n) for KAN{list(kan.widths)}, "
+            f"got {tuple(x.shape)} and {tuple(dx.shape)}"
+        )
+    if x.shape[-1] != width:
+        n, m = x.shape[-1] // 2, width / 2
+        more = "more" if x.shape[-1] > width else "fewer"
+        raise HnnkitValueError(
+            f"the data have {n} degrees of freedom (states of size {2 * n}) but the KAN "
+            f"KAN{list(kan.widths)} takes {width} inputs ({m:g} degrees of freedom): {more} "
+            f"than it can read. Train a KAN whose first width is {2 * n}, e.g. "
+            f"`hnnkit train --model kan --kan-widths {2 * n},{2 * n},1`"
+        )
+
+
+def selection_data(sp: Splits, denoise: str) -> tuple[Splits, Smoothing]:
+    """The data the refit and the selection use: ``sp`` with its states smoothed."""
+    if denoise not in ("auto", "none") and not sp.has_trajectories:
+        raise HnnkitValueError(
+            f"denoise={denoise!r} smooths along trajectories, but these data do not say which "
+            "trajectory and time each state has: pass a hnnkit Dataset (or a run directory "
+            "written by this version), or denoise='none'"
+        )
+    if denoise == "none" or not sp.has_trajectories:
+        return sp, Smoothing("none")
+    x, smoothing = smooth_states(sp.x, sp.dx, sp.t, sp.groups, method=denoise)
+    xt = sp.x_test
+    if sp.has_test and smoothing.method != "none":
+        xt, _ = smooth_states(
+            sp.x_test, sp.dx_test, sp.t_test, sp.groups_test, method=smoothing.method
+        )
+    return dataclasses.replace(sp, x=x, x_test=xt), smoothing
+
+
+def held_out(sp: Splits) -> tuple[Tensor, Tensor, Tensor | None]:
+    """``(x, dx, groups)`` that judge the terms: the held-out split, else the training one."""
+    if sp.has_test:
+        return sp.x_test, sp.dx_test, sp.groups_test
+    return sp.x, sp.dx, sp.groups
+
+
+def kan_energy_field(kan: KAN, output_index: int, x: Tensor) -> Tensor:
+    """:math:`J\nabla H` of the KAN's energy output at ``x`` (float64)."""
+    ref = kan.act_fun[0].coef
+    xx = x.detach().to(ref.device, ref.dtype).requires_grad_(True)
+    with torch.enable_grad():
+        h = kan(xx)[..., output_index]
+        (g,) = torch.autograd.grad(h.sum(), xx)
+    return symplectic(g).detach().to("cpu", torch.float64)
+
+
+def versus_network(
+    parts: Sequence[Part],
+    network_field: Any,
+    symbols: Sequence[sympy.Symbol],
+    val: tuple[Tensor, Tensor, Tensor | None],
+    *,
+    z: float,
+) -> dict[str, Any]:
+    """The formula's held-out loss against the network's on the same states: ``excess`` (MSE
+    difference), ``threshold`` (``max(z·se, SELECT_ATOL·var)``) and ``worse``."""
+    x, dx, groups = val
+    dim = x.shape[-1]
+    g = np.arange(len(x)) if groups is None else groups.cpu().numpy()
+    r_formula = field_residuals(parts, symbols, x, dx)
+    r_net = (network_field(x) - dx.detach().to(torch.float64)).reshape(-1).cpu().numpy()
+    atol = SELECT_ATOL * float(dx.detach().double().var(0).mean()) if len(dx) > 1 else 0.0
+    excess, log_ratio, se, confidence = evidence(r_net, r_formula, g, dim, atol, z)
+    return {
+        "losses": {
+            "formula_heldout": float((r_formula**2).mean()),
+            "network_heldout": float((r_net**2).mean()),
+        },
+        "excess": excess,
+        "log_ratio": log_ratio,
+        "log_ratio_se": se,
+        "confidence": confidence,
+        "worse": bool(confidence > 1),
+    }
+
+
+def warn_if_worse(formula: str, versus: dict[str, Any]) -> None:
+    """Warn when the formula predicts the held-out data worse than the network, beyond noise."""
+    if versus["worse"]:
+        warnings.warn(
+            f"the formula does not express the data: {formula} has a held-out loss "
+            f"{versus['excess']:.3g} above the network's, more than the noise (log-likelihood "
+            f"ratio {versus['log_ratio']:.3g} ± {versus['log_ratio_se']:.2g} per held-out "
+            "trajectory); it is the closest formula the library gives, not the "
+            "system's. Try a larger library (library=DEFAULT_LIBRARY, max_degree), a wider KAN, "
+            "or more training",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def hamiltonian_losses(

@@ -39,7 +39,11 @@ class SymbolicHamiltonian:
             (``nan`` when no test data were given).
         dropped: the terms of ``full`` that were dropped.
         checks: whether :math:`H` is bounded below where the data lie (:func:`energy_check`:
-            ``h_min_on_data``, ``h_min_on_box``, ``h_bounded_below``).
+            ``h_min_on_data``, ``h_min_on_box``, ``h_bounded_below``); ``denoise`` (the
+            smoothing applied before the refit); ``versus_network`` (the formula's held-out
+            loss against the network's: ``excess``, ``threshold``, ``worse``).
+        terms: the kept terms with their coefficients and confidences (:class:`Term`: how
+            much the held-out loss rises without each), largest confidence first.
     """
 
     expr: sympy.Expr
@@ -51,6 +55,13 @@ class SymbolicHamiltonian:
     losses: dict[str, float] = field(default_factory=dict)
     dropped: list[sympy.Expr] = field(default_factory=list)
     checks: dict[str, Any] = field(default_factory=dict)
+    terms: list[Any] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        """Whether the formula does not express the data: its held-out loss is worse than the
+        network's by more than the noise (``checks["versus_network"]["worse"]``)."""
+        return bool(self.checks.get("versus_network", {}).get("worse", False))
 
     @property
     def dof(self) -> int:
@@ -110,6 +121,8 @@ class SymbolicHamiltonian:
             "coefficients_nice": self.coefficients(nice=True),
             "losses": dict(self.losses),
             "checks": dict(self.checks),
+            "failed": self.failed,
+            "terms": [t.to_dict() for t in self.terms],
             "edges": [
                 {"edge": [e.layer, e.i, e.j], "fit": e.name, "formula": str(e.expr), "r2": e.r2}
                 for e in self.edges
@@ -556,3 +569,26 @@ def round_coefficients(
         The rounded expression.
     """
     return round_parts([(expr, to_field)], symbols, x, dx, rtol=rtol, atol=atol)[0][0]
+
+
+def hamiltonian_terms(
+    expr: sympy.Expr | str, symbols: Sequence[sympy.Symbol]
+) -> dict[sympy.Expr, float]:
+    """Term → coefficient of ``expr`` expanded (the additive constant left out).
+
+    The keys are the terms without their coefficients (``q1**2*q2``, ``cos(q)``), as
+    :attr:`Term.expr <hnnkit.symbolic.Term>`, so an extracted formula can be compared with a
+    known one term by term with a tolerance: ``hamiltonian_terms("p**2/2 + q**4/4", (q, p))`` is
+    ``{p**2: 0.5, q**4: 0.25}``. A text is parsed with the names of ``symbols``.
+    """
+    if isinstance(expr, str):
+        expr = sympy.sympify(expr, locals={s.name: s for s in symbols})
+    expanded = sympy.expand(expr, power_exp=False, log=False, trig=False)
+    _, rest = expanded.as_independent(*symbols, as_Add=True)
+    out: dict[sympy.Expr, float] = {}
+    for term in sympy.Add.make_args(rest):
+        if term == 0:
+            continue
+        c, basis = term.as_coeff_Mul()
+        out[basis] = out.get(basis, 0.0) + float(c)
+    return {k: v for k, v in out.items() if v != 0}

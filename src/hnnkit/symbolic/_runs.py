@@ -12,10 +12,10 @@ from torch import Tensor, nn
 from ..models.kan import KAN, find_kan
 from ._dissipative import SymbolicDissipative, extract_dissipative
 from ._extract import extract_hamiltonian
-from ._formula import SymbolicHamiltonian, as_data
+from ._formula import SymbolicHamiltonian
+from ._splits import SPLIT_KEYS, Splits, splits_of
 
 RUN_FORMAT = 1
-_RUN_DATA = ("x", "dx", "x_test", "dx_test")
 #: The checkpoint entry of a KAN run directory that extraction reads (:func:`kan_run_entry`).
 RUN_ENTRY = "symbolic"
 #: The standalone run file of older KAN runs (``hnnkit train --model kan`` before the checkpoint
@@ -39,7 +39,7 @@ def kan_run_entry(model: nn.Module, data: Any, *, weights: bool = True) -> dict[
     """
     kan = find_kan(model)
     names = {id(m): name for name, m in model.named_modules()}
-    x, dx, xt, dxt = as_data(data)
+    sp = splits_of(data)
     output_index = getattr(model, "output_index", None)
 
     def net(k: KAN) -> dict[str, Any]:
@@ -52,10 +52,9 @@ def kan_run_entry(model: nn.Module, data: Any, *, weights: bool = True) -> dict[
         "kan": _kan_spec(kan),
         **net(kan),
         "output_index": 0 if output_index is None else int(output_index),
-        "data": {
-            k: None if v is None else v.detach().cpu().double()
-            for k, v in zip(_RUN_DATA, (x, dx, xt, dxt), strict=True)
-        },
+        # x, dx, x_test, dx_test; with a Dataset also each state's time and trajectory
+        # (t, groups, ...), which smoothing and the blocked evidence use
+        "data": {k: None if v is None else v.detach().cpu() for k, v in sp.to_dict().items()},
     }
     dissipation = getattr(model, "dissipation_net", None)
     if isinstance(dissipation, KAN):  # a dissipative KAN-HNN: its D is read back too
@@ -109,7 +108,8 @@ def load_kan_run(path: str | os.PathLike) -> tuple[KAN, int, tuple[Tensor, ...]]
         DataFileError: if the file is missing or not a KAN run file.
     """
     kan, output_index, data, _ = load_run(path)
-    return kan, output_index, data
+    x, dx, xt, dxt = data.as_tuple()
+    return kan, output_index, (x, dx) if xt is None else (x, dx, xt, dxt)
 
 
 def _holds_run_entry(ckpt: Path) -> bool:
@@ -123,7 +123,7 @@ def _holds_run_entry(ckpt: Path) -> bool:
 
 def load_run(
     path: str | os.PathLike,
-) -> tuple[KAN, int, tuple[Tensor, ...], tuple[KAN, str] | None]:
+) -> tuple[KAN, int, Splits, tuple[KAN, str] | None]:
     """:func:`load_kan_run` plus the dissipation's ``(KAN, form)`` of a dissipative run."""
     from ..errors import DataFileError
 
@@ -158,7 +158,7 @@ def load_run(
             raise ValueError(f"no 'format': {RUN_FORMAT} entry")
         kan = _kan_from_spec(state["kan"], state, weights)
         d = state["data"]
-        data = (d["x"], d["dx"]) if d.get("x_test") is None else tuple(d[k] for k in _RUN_DATA)
+        data = splits_of({k: d.get(k) for k in SPLIT_KEYS})
         output_index = int(state["output_index"])
         diss = state.get("dissipation")
         dissipation = (
