@@ -1,6 +1,7 @@
 """``hnnkit train --model kan`` and ``hnnkit symbolic``: a short run end to end, and the errors."""
 
 import copy
+import dataclasses
 import json
 import shutil
 
@@ -330,8 +331,13 @@ def test_the_dissipative_run_reads_back_the_same_on_any_machine(damped_run):
             form=form,
         )
 
-    moved = tuple(
-        t * (1 + 1e-12 * torch.randn(t.shape, generator=gen, dtype=t.dtype)) for t in data
+    moved = dataclasses.replace(  # the run's data (a Splits): states and targets perturbed
+        data,
+        **{
+            k: (t := getattr(data, k))
+            * (1 + 1e-12 * torch.randn(t.shape, generator=gen, dtype=t.dtype))
+            for k in ("x", "dx", "x_test", "dx_test")
+        },
     )
     for again in (extract_dissipative(model(1e-12), data), extract_dissipative(model(0), moved)):
         assert set(_expr_terms(again.hamiltonian.expr)) == set(

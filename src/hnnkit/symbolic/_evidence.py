@@ -237,6 +237,8 @@ def select_by_evidence(
                 break
         if not removed:
             break
+    if not current:  # no candidate moves the field
+        return Selection([], np.zeros(k_all), [], float(b_val @ b_val) / m_v, float(atol))
     beta = np.linalg.lstsq(at[:, current], b_train, rcond=None)[0]  # the exact final solve
     r0 = av[:, current] @ beta - b_val
     stats = []

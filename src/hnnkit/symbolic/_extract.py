@@ -24,12 +24,13 @@ from ._formula import (
     SELECT_ATOL,
     Part,
     SymbolicHamiltonian,
+    hamiltonian_terms,
     hnn_loss_fn,
     phase_space_symbols,
     round_coefficients,
 )
-from ._library import DEFAULT_LIBRARY, EdgeFit, X, fit_edge
-from ._select import field_residuals, fit_by_evidence
+from ._library import DEFAULT_LIBRARY, LIBRARY, EdgeFit, X, fit_edge
+from ._select import field_residuals, fit_by_evidence, refit_with_offsets
 from ._splits import Splits, splits_of
 
 
@@ -249,19 +250,38 @@ def extract_hamiltonian(
     dropped: list[sympy.Expr] = []
     terms: list[Any] = []
     if refit:
+        options = {"select": drop_rtol is not None, "z": z, "rtol": drop_rtol or 0.0}
         fitted = fit_by_evidence(
-            [(composed, symplectic)],
-            ["H"],
-            symbols,
-            train,
-            val,
-            select=drop_rtol is not None,
-            z=z,
-            rtol=drop_rtol or 0.0,
-            refit_iter=refit_iter,
+            [(composed, symplectic)], ["H"], symbols, train, val, refit_iter=refit_iter, **options
         )
+        polynomial = tuple(n for n in library if LIBRARY[n].degree is not None)
+        if polynomial and not all(_is_polynomial_fit(e) for e in edge_fits):
+            # Occam at the formula level: a sin/cos/exp edge is kept only if its formula beats
+            # the all-polynomial composition on held-out data beyond the noise
+            alt, alt_edges = compose_edges(
+                kan, sp.x, output_index, symbols, polynomial, occam_tol, n_samples, max_degree
+            )
+            other = fit_by_evidence(
+                [(alt, symplectic)], ["H"], symbols, train, val, refit_iter=refit_iter, **options
+            )
+            g = np.arange(len(val[0])) if val[2] is None else val[2].cpu().numpy()
+            atol = SELECT_ATOL * float(val[1].var(0).mean()) if len(val[1]) > 1 else 0.0
+            r_poly = field_residuals(other.parts, symbols, val[0], val[1])
+            r_fn = field_residuals(fitted.parts, symbols, val[0], val[1])
+            if evidence(r_fn, r_poly, g, val[0].shape[-1], atol, z)[3] <= 1:
+                composed, edge_fits, fitted = alt, alt_edges, other
         expr, full = fitted.parts[0][0], fitted.full[0][0]
         dropped, terms = fitted.dropped[0], fitted.terms
+        if smoothing.method == "integrate" and terms:
+            # the smoothed paths' offsets refined with the coefficients (no attenuation left)
+            refined, x_ref = refit_with_offsets(fitted.parts, symbols, sel.x, sel.dx, sel.groups)
+            expr = refined[0][0]
+            new = hamiltonian_terms(expr, symbols)
+            terms = [
+                dataclasses.replace(t, coefficient=new.get(t.expr, t.coefficient)) for t in terms
+            ]
+            smoothing = dataclasses.replace(smoothing, method="integrate+offsets")
+            sel = dataclasses.replace(sel, x=x_ref)
     nice = round_coefficients(expr, symbols, sel.x, sel.dx, rtol=round_rtol)
     states = sp.x if not sp.has_test else torch.cat([sp.x, sp.x_test])
     exprs = {"composed": composed, "full": full, "refit": expr, "nice": nice}

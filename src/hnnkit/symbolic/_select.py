@@ -164,4 +164,31 @@ def field_residuals(
     return r.reshape(-1).cpu().numpy()
 
 
-__all__ = ["Fitted", "candidate_terms", "field_residuals", "fit_by_evidence"]
+def refit_with_offsets(
+    parts: Sequence[Part],
+    symbols: Sequence[sympy.Symbol],
+    x: Tensor,
+    dx: Tensor,
+    groups: Tensor,
+) -> tuple[list[Part], Tensor]:
+    """The coefficients of ``parts`` (their terms fixed) refitted jointly with one offset per
+    trajectory of the smoothed states ``x`` (:func:`~hnnkit.symbolic.refine_offsets`).
+
+    Returns ``(refitted parts, refined states)``."""
+    from ._denoise import refine_offsets
+    from ._formula import field_of
+
+    def refit(states: Tensor) -> Callable[[Tensor], Tensor]:
+        new = fit_by_evidence(
+            parts, ["H"] * len(parts), symbols, (states, dx), (states, dx, None), select=False
+        ).parts
+        return lambda xs: field_of(new, symbols, xs)
+
+    refined = refine_offsets(refit, x, dx, groups)
+    final = fit_by_evidence(
+        parts, ["H"] * len(parts), symbols, (refined, dx), (refined, dx, None), select=False
+    )
+    return final.parts, refined
+
+
+__all__ = ["Fitted", "candidate_terms", "field_residuals", "fit_by_evidence", "refit_with_offsets"]
