@@ -103,20 +103,17 @@ def test_a_two_dof_kan_reads_back_the_cross_term_exactly(coupled):
 
 
 def test_the_extracted_n_dof_formula_is_the_same_on_one_and_two_threads(coupled):
-    model, data = coupled
+    model, data, found = coupled  # found on one thread
     before = torch.get_num_threads()
-    results = []
     try:
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            results.append(
-                found_terms(extract_hamiltonian(model, data, library=POLYNOMIAL_LIBRARY))
-            )
+        torch.set_num_threads(2)
+        two = found_terms(extract_hamiltonian(model, data, library=POLYNOMIAL_LIBRARY))
     finally:
         torch.set_num_threads(before)
-    assert set(results[0]) == set(results[1])
-    for term, value in results[0].items():
-        assert results[1][term] == pytest.approx(value, rel=1e-9, abs=1e-12)
+    one = found_terms(found)
+    assert set(one) == set(two)
+    for term, value in one.items():
+        assert two[term] == pytest.approx(value, rel=1e-9, abs=1e-12)
 
 
 def test_the_extracted_n_dof_formula_survives_a_1e_12_perturbation_of_the_data(coupled):
@@ -135,7 +132,7 @@ def test_the_extracted_n_dof_formula_survives_a_1e_12_perturbation_of_the_data(c
 def test_noisy_spring_coefficients_within_2_percent_after_smoothing(noisy_spring):
     model, data = noisy_spring
     smoothed = extract_hamiltonian(model, data)
-    assert smoothed.checks["denoise"]["method"] == "integrate"
+    assert smoothed.checks["denoise"]["method"] == "integrate+offsets"
     assert smoothed.checks["denoise"]["noise_rms"] == pytest.approx(0.1, rel=0.15)
     assert_terms(smoothed, "p**2 + q**2", 0.02)
     # without smoothing the errors in variables attenuate the coefficients by more than 2 %
@@ -164,11 +161,13 @@ def test_the_one_dof_formula_is_thread_and_perturbation_invariant(noisy_spring):
             assert other[term] == pytest.approx(value, rel=1e-8)
 
 
-@pytest.mark.slow
 def test_noisy_duffing_coefficients_within_2_percent():
-    data = generate(Custom(DUFFING, dof=1), 60, 30, None, 0.05, 0, test_fraction=0.25)
-    rec = recover_hamiltonian(data, steps=10)
+    data = generate(Custom(DUFFING, dof=1), 24, 30, None, 0.05, 0, test_fraction=0.25)
+    rec = recover_hamiltonian(data, steps=6)
+    assert rec.formula.checks["denoise"]["method"] == "integrate+offsets"
     assert_terms(rec.formula, DUFFING, 0.02)
+    # the offsets refined with the coefficients leave far less than 2 %
+    assert_terms(rec.formula, DUFFING, 1e-3)
 
 
 def test_smooth_states_recovers_clean_trajectories_from_noisy_ones():
