@@ -1,6 +1,8 @@
 """Errors-in-variables bias of the symbolic refit: which smoothing brings the coefficients of
 a noisy spring (σ = 0.1) and a noisy Duffing oscillator (σ = 0.05) within 2 %.
 
+"integrate+offsets" is the default of ``extract_hamiltonian`` on noisy trajectories.
+
     python benchmarks/bench_symbolic_noise.py --seeds 0 1 2
 
 For each system and seed: one KAN-HNN ([2, 1, 1], L-BFGS) is trained, then the formula is
@@ -36,7 +38,7 @@ CASES = {
         60,
     ),
 }
-METHODS = ("none", "savgol", "integrate")
+METHODS = ("none", "savgol", "integrate", "integrate+offsets")
 
 
 def main() -> None:

@@ -443,3 +443,11 @@ def test_symbolic_prints_the_held_out_losses_and_each_terms_confidence(
     assert abs(terms[("D", P**2)]["coefficient"] - 0.05) < 1e-9
     for t in terms.values():  # each term is needed: the held-out loss rises without it
         assert t["confidence"] > 1 and t["loss_rise"] > 0
+    # --denoise: noise-free states are left alone by "auto"; "none" gives the same terms
+    assert info["checks"]["denoise"]["method"] == "none"
+    out_none = tmp_path / "none.json"
+    assert main(["symbolic", str(damped_run), "--denoise", "none", "--json", str(out_none)]) == 0
+    again = json.loads(out_none.read_text())
+    assert {(t["part"], t["term"]) for t in again["terms"]} == {
+        (t["part"], t["term"]) for t in info["terms"]
+    }

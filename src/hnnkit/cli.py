@@ -1224,7 +1224,7 @@ def cmd_symbolic(args: argparse.Namespace) -> int:
         "polynomial": POLYNOMIAL_LIBRARY,
         "quadratic": QUADRATIC_LIBRARY,
     }.get(args.library, DEFAULT_LIBRARY)
-    found = extract_from_run(path, library=library)
+    found = extract_from_run(path, library=library, denoise=args.denoise)
     if args.json:
         atomic_write_json(args.json, found.to_dict())
     dissipative = isinstance(found, SymbolicDissipative)
@@ -1663,6 +1663,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="edge functions to try: default (polynomials, sin, cos, exp, log, sqrt, tanh, 1/x), "
         "polynomial (x, x², x³, x⁴) or quadratic (x, x²; keeps a dissipation D clean on noisy "
         "data)",
+    )
+    y.add_argument(
+        "--denoise",
+        choices=["auto", "integrate", "savgol", "none"],
+        default="auto",
+        help="smooth noisy states along their trajectories before the refit: auto (integrate "
+        "the derivatives where the states are noisy, then refine each trajectory's offset), "
+        "integrate, savgol (states alone) or none (docs/kan.md, 'Noise')",
     )
     y.add_argument("--python", action="store_true", help="also print H as Python (torch) source")
     y.add_argument("--json", metavar="FILE", default=None, help="also write the result as JSON")

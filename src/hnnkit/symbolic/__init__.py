@@ -20,7 +20,9 @@ The pipeline (``extract_hamiltonian``):
 4. **Smoothing** (``denoise``, :func:`smooth_states`). Noisy states bias a refit (errors in
    variables). With a Dataset's trajectories, each trajectory's states are replaced by the
    integral of a cubic spline of its derivatives plus the least-squares offset to the observed
-   states (``"auto"``: only where the states scatter about that path beyond its own error).
+   states (``"auto"``: only where the states scatter about that path beyond its own error);
+   after the selection each trajectory's offset is refined jointly with the coefficients
+   (:func:`refine_offsets`), which removes the attenuation.
 5. **Exact refit.** The candidates' coefficients solve a linear least-squares problem: the
    field they give (:math:`J\nabla H`, plus a dissipation's) against the targets.
 6. **Term selection by held-out evidence** (:mod:`._evidence`). Backward elimination: a term
@@ -57,6 +59,7 @@ The result exports to SymPy, LaTeX, Python source and a torch function, and wrap
 from ._checks import energy_check as energy_check
 from ._denoise import DENOISE_METHODS as DENOISE_METHODS
 from ._denoise import Smoothing as Smoothing
+from ._denoise import refine_offsets as refine_offsets
 from ._denoise import smooth_states as smooth_states
 from ._dissipative import SymbolicDissipative as SymbolicDissipative
 from ._dissipative import extract_dissipative as extract_dissipative
@@ -117,6 +120,7 @@ __all__ = [
     "kan_run_entry",
     "load_kan_run",
     "phase_space_symbols",
+    "refine_offsets",
     "refit_coefficients",
     "round_coefficients",
     "smooth_states",

@@ -186,6 +186,7 @@ def extract_hamiltonian(
     max_degree: int | None = MAX_DEGREE,
     denoise: str = "auto",
     z: float = EVIDENCE_Z,
+    offsets: bool = True,
 ) -> SymbolicHamiltonian:
     r"""Extract a closed-form :math:`H(q, p)` from a trained KAN (or an HNN whose energy net is one).
 
@@ -222,6 +223,8 @@ def extract_hamiltonian(
             (default: integrate where the data are noisy and their trajectories known),
             ``"integrate"``, ``"savgol"`` or ``"none"``.
         z: standard errors a term's held-out loss rise must exceed (default 3).
+        offsets: after an ``"integrate"`` smoothing, refine each trajectory's offset jointly
+            with the kept terms' coefficients (default ``True``; :func:`refine_offsets`).
 
     Returns:
         :class:`SymbolicHamiltonian` (``.terms`` with confidences, ``.failed``).
@@ -272,7 +275,7 @@ def extract_hamiltonian(
                 composed, edge_fits, fitted = alt, alt_edges, other
         expr, full = fitted.parts[0][0], fitted.full[0][0]
         dropped, terms = fitted.dropped[0], fitted.terms
-        if smoothing.method == "integrate" and terms:
+        if smoothing.method == "integrate" and terms and offsets:
             # the smoothed paths' offsets refined with the coefficients (no attenuation left)
             refined, x_ref = refit_with_offsets(fitted.parts, symbols, sel.x, sel.dx, sel.groups)
             expr = refined[0][0]
