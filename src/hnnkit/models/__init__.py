@@ -21,6 +21,7 @@ from .maps import OneStepMap as OneStepMap
 from .maps import is_map as is_map
 from .mlp import ACTIVATIONS as ACTIVATIONS
 from .mlp import MLP as MLP
+from .node import build_neural_ode as build_neural_ode
 from .registry import DEFAULT_KEYS as DEFAULT_KEYS
 from .registry import ModelEntry as ModelEntry
 from .registry import build_model as build_model
@@ -30,6 +31,7 @@ from .registry import list_models as list_models
 from .registry import register_model as register_model
 from .registry import train_defaults as train_defaults
 from .registry import unregister_model as unregister_model
+from .srnn import SeparableHNN as SeparableHNN
 from .sympnet import SympNet as SympNet
 
 build = build_model
@@ -48,9 +50,11 @@ __all__ = [
     "NotAFieldError",
     "OneStepMap",
     "PixelHNN",
+    "SeparableHNN",
     "SympNet",
     "build",
     "build_model",
+    "build_neural_ode",
     "build_with_shared_options",
     "get_model",
     "is_map",
