@@ -1,4 +1,5 @@
-"""Command line: ``hnnkit systems | train | evaluate | reproduce | run | symbolic``."""
+"""Command line: ``hnnkit systems | train | evaluate | reproduce | run | symbolic |
+symbolic-bench``."""
 
 from __future__ import annotations
 
@@ -1315,6 +1316,49 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _float_list(flag: str, example: str):
+    def parse(text: str) -> tuple[float, ...]:
+        try:
+            return tuple(float(v) for v in text.split(","))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(
+                f"{flag} takes comma-separated numbers like {example}, got {text!r}"
+            ) from exc
+
+    return parse
+
+
+def cmd_symbolic_bench(args: argparse.Namespace) -> int:
+    """``hnnkit symbolic-bench``: run (or resume) the recovery grid, then write OUT/table.md."""
+    import dataclasses
+    import shlex
+
+    from .experiments import symbolic_bench as sb
+
+    settings = sb.PROFILES["quick" if args.quick else "default"]
+    if args.steps is not None:
+        if args.steps < 1:
+            raise HnnkitValueError(f"--steps must be >= 1 (L-BFGS steps per KAN), got {args.steps}")
+        settings = dataclasses.replace(settings, steps=args.steps)
+    quick = sb.QUICK_GRID if args.quick else None
+    systems = args.systems or (quick["systems"] if quick else list(sb.SYSTEMS))
+    noise = args.noise or (quick["noise"] if quick else sb.NOISE_LEVELS)
+    seeds = args.seeds or (quick["seeds"] if quick else tuple(range(10)))
+    if not args.report_only:
+        sb.run_bench(args.out, systems, noise, seeds, settings, sindy=not args.no_sindy, log=print)
+    command = (
+        f"hnnkit symbolic-bench --systems {','.join(systems)} "
+        f"--noise {','.join(f'{v:g}' for v in noise)} --seeds {','.join(map(str, seeds))}"
+        + (" --quick" if args.quick else "")
+        + (f" --steps {args.steps}" if args.steps is not None else "")
+        + (" --no-sindy" if args.no_sindy else "")
+        + f" --out {shlex.quote(str(args.out))}"
+    )
+    print(sb.write_report(args.out, command=command))
+    print(f"wrote {Path(args.out) / 'table.md'}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """``hnnkit run EXPERIMENT.toml``: train and evaluate one experiment into OUT/<name or hash>."""
     from .experiments.reproduce import resolve_device
@@ -1737,6 +1781,53 @@ def build_parser() -> argparse.ArgumentParser:
         "the final summary are still printed)",
     )
     r.set_defaults(func=cmd_reproduce)
+
+    from .experiments.symbolic_bench import NOISE_LEVELS, SYSTEMS
+
+    b = sub.add_parser(
+        "symbolic-bench",
+        help="success rates of formula recovery (KAN-HNN vs SINDy) over systems, noise, seeds",
+        description="Run the symbolic-recovery grid (systems x noise levels x seeds): for each "
+        "cell, train a KAN-HNN and extract H (and D), fit SINDy on the same data and library, and "
+        "judge both (exactly the true terms, every coefficient within 1%%). Each cell is written "
+        "to OUT/cells/SYSTEM/noise-L/seed-S.json; a rerun skips finished cells. OUT/table.md "
+        "tabulates every cell in OUT.",
+    )
+    b.add_argument(
+        "--systems",
+        type=lambda t: tuple(t.split(",")),
+        default=None,
+        metavar="A,B",
+        help=f"comma-separated, from: {_names(SYSTEMS)} (default: all)",
+    )
+    b.add_argument(
+        "--noise",
+        type=_float_list("--noise", "0,0.01"),
+        default=None,
+        metavar="L,M",
+        help="noise levels, fractions of each state's std, from: "
+        f"{','.join(f'{v:g}' for v in NOISE_LEVELS)} (default: all)",
+    )
+    b.add_argument(
+        "--seeds",
+        type=_int_list("--seeds", "0,1,2"),
+        default=None,
+        metavar="S,T",
+        help="comma-separated seeds (default: 0,...,9; cells run seed by seed)",
+    )
+    b.add_argument(
+        "--quick",
+        action="store_true",
+        help="a minute's check: spring and damped spring at noise 0 and 5%%, seed 0, short "
+        "training (options given explicitly override the grid)",
+    )
+    b.add_argument("--steps", type=int, default=None, help="L-BFGS steps per KAN (default 40)")
+    b.add_argument("--no-sindy", action="store_true", help="skip the SINDy baseline")
+    b.add_argument(
+        "--report-only", action="store_true", help="only rewrite OUT/table.md from OUT's cells"
+    )
+    b.add_argument("--out", default="symbolic-bench", metavar="DIR", help="output directory")
+    b.set_defaults(func=cmd_symbolic_bench)
 
     x = sub.add_parser(
         "run", help="train and evaluate one experiment described by a TOML file (data, model, …)"
