@@ -1821,7 +1821,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a minute's check: spring and damped spring at noise 0 and 5%%, seed 0, short "
         "training (options given explicitly override the grid)",
     )
-    b.add_argument("--steps", type=int, default=None, help="L-BFGS steps per KAN (default 40)")
+    b.add_argument("--steps", type=int, default=None, help="L-BFGS steps per KAN (default 20; --quick 10)")
     b.add_argument("--no-sindy", action="store_true", help="skip the SINDy baseline")
     b.add_argument(
         "--report-only", action="store_true", help="only rewrite OUT/table.md from OUT's cells"

@@ -145,9 +145,9 @@ class BenchSettings:
 
     n_trajectories: int = 20
     n_points: int = 30
-    steps: int = 40
+    steps: int = 20
     restarts: int = 2
-    restart_steps: int = 10
+    restart_steps: int = 5
     grid: int = 5
     sindy_threshold: float = DEFAULT_THRESHOLD
     sindy_degree: int = 4
@@ -157,7 +157,7 @@ class BenchSettings:
 #: Run-length profiles: ``quick`` checks the pipeline in about a minute.
 PROFILES: dict[str, BenchSettings] = {
     "default": BenchSettings(),
-    "quick": BenchSettings(n_trajectories=10, steps=15, restarts=1, restart_steps=0),
+    "quick": BenchSettings(n_trajectories=10, steps=10, restarts=1, restart_steps=0),
 }
 
 #: The ``--quick`` grid: one cell per method path (conservative and dissipative), two noises.
