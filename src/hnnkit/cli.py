@@ -1356,6 +1356,19 @@ def cmd_symbolic_bench(args: argparse.Namespace) -> int:
     )
     print(sb.write_report(args.out, command=command))
     print(f"wrote {Path(args.out) / 'table.md'}")
+    if args.sindy_sweep:
+        from .files import atomic_write_text
+        from .report.symbolic_bench import bench_table
+
+        rows = sb.sindy_sweep(systems, noise, seeds, settings, args.sindy_sweep)
+        sweep = bench_table(rows)
+        atomic_write_text(
+            Path(args.out) / "sindy_sweep.md",
+            f"# SINDy by STLSQ threshold\n\n```\n{command} --sindy-sweep "
+            f"{','.join(f'{t:g}' for t in args.sindy_sweep)}\n```\n\n{sweep}",
+        )
+        print(sweep)
+        print(f"wrote {Path(args.out) / 'sindy_sweep.md'}")
     return 0
 
 
@@ -1821,8 +1834,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="a minute's check: spring and damped spring at noise 0 and 5%%, seed 0, short "
         "training (options given explicitly override the grid)",
     )
-    b.add_argument("--steps", type=int, default=None, help="L-BFGS steps per KAN (default 20; --quick 10)")
+    b.add_argument(
+        "--steps", type=int, default=None, help="L-BFGS steps per KAN (default 20; --quick 10)"
+    )
     b.add_argument("--no-sindy", action="store_true", help="skip the SINDy baseline")
+    b.add_argument(
+        "--sindy-sweep",
+        type=_float_list("--sindy-sweep", "0.02,0.05,0.2"),
+        default=None,
+        metavar="T,U",
+        help="also fit SINDy alone at each of these STLSQ thresholds on the grid's data (seconds) "
+        "and write OUT/sindy_sweep.md",
+    )
     b.add_argument(
         "--report-only", action="store_true", help="only rewrite OUT/table.md from OUT's cells"
     )

@@ -380,6 +380,36 @@ def run_bench(
     return results
 
 
+def sindy_sweep(
+    systems: Sequence[str],
+    noise: Sequence[float],
+    seeds: Sequence[int],
+    settings: BenchSettings,
+    thresholds: Sequence[float],
+) -> list[dict[str, Any]]:
+    """SINDy alone on the grid's data at each STLSQ threshold (seconds: no KAN is trained).
+
+    Returns one result per (threshold, system, noise, seed) shaped like a cell (``config``
+    with ``threshold``, ``sindy``; ``kan`` is ``None``), for :func:`~hnnkit.report.
+    symbolic_bench.bench_table`. It shows how much of SINDy's verdict is its threshold.
+    """
+    systems, noise, seeds = check_grid(systems, noise, seeds)
+    if not thresholds or min(thresholds) <= 0:
+        raise HnnkitValueError(f"SINDy thresholds must be > 0, got {list(thresholds)}")
+    out = []
+    for name in systems:
+        for level in noise:
+            for seed in seeds:
+                data = bench_data(name, level, seed, settings)
+                for thr in thresholds:
+                    st = dataclasses.replace(settings, sindy_threshold=float(thr))
+                    config = {"system": f"{name} @ {thr:g}", "noise": level, "seed": seed}
+                    out.append(
+                        {"config": config, "kan": None, "sindy": run_sindy_cell(name, data, st)}
+                    )
+    return out
+
+
 def all_cells(out: str | Path) -> list[dict[str, Any]]:
     """Every cell result under ``out/cells`` (whatever grid wrote it), sorted by system (in
     :data:`SYSTEMS` order), noise and seed."""
@@ -451,6 +481,7 @@ __all__ = [
     "run_cell",
     "run_kan_cell",
     "run_sindy_cell",
+    "sindy_sweep",
     "true_field",
     "write_report",
 ]
