@@ -7,7 +7,16 @@ from hnnkit.experiments.tasks import list_tasks
 from hnnkit.models import list_models
 from hnnkit.systems import list_systems
 
-COMMANDS = ("systems", "models", "train", "evaluate", "symbolic", "reproduce", "run")
+COMMANDS = (
+    "systems",
+    "models",
+    "train",
+    "evaluate",
+    "symbolic",
+    "symbolic-bench",
+    "reproduce",
+    "run",
+)
 
 
 @pytest.fixture(autouse=True)
