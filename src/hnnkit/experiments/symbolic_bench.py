@@ -49,11 +49,15 @@ from ..symbolic import (
 )
 from ..systems import Custom, HamiltonianSystem, get_system
 from ..train import restart_seed, train_with_restarts
+from .kan_recover import default_widths
 from .sindy_baseline import DEFAULT_THRESHOLD, fit_sindy
 from .term_match import match_all, match_terms
 
 #: Noise levels of the grid: fractions of each state coordinate's standard deviation.
 NOISE_LEVELS: tuple[float, ...] = (0.0, 0.01, 0.05, 0.10)
+#: Recorded in every cell's config: bumped when the pipeline of a cell changes (the extraction
+#: included), so that a rerun recomputes the cells an older pipeline wrote.
+BENCH_VERSION = 2
 #: The success tolerance: relative error of every coefficient.
 RTOL = 0.01
 TRIG_LIBRARY: tuple[str, ...] = (*POLYNOMIAL_LIBRARY, "sin", "cos")
@@ -114,12 +118,20 @@ SYSTEMS: dict[str, BenchSystem] = {
     ),
     "duffing": BenchSystem(lambda: Custom(_DUFFING, name="duffing"), _DUFFING, 1, (2, 1, 1)),
     "henon-heiles": BenchSystem(
-        lambda: Custom(_HH, dof=2, radius_range=(0.1, 0.5), name="henon-heiles"), _HH, 2, (4, 3, 1)
+        lambda: Custom(_HH, dof=2, radius_range=(0.1, 0.5), name="henon-heiles"),
+        _HH,
+        2,
+        default_widths(2),
     ),
-    "coupled-2": BenchSystem(lambda: Custom(_coupled(2), dof=2), _coupled(2), 2, (4, 2, 1)),
-    "coupled-3": BenchSystem(lambda: Custom(_coupled(3), dof=3), _coupled(3), 3, (6, 3, 1)),
+    "coupled-2": BenchSystem(lambda: Custom(_coupled(2), dof=2), _coupled(2), 2, default_widths(2)),
+    "coupled-3": BenchSystem(lambda: Custom(_coupled(3), dof=3), _coupled(3), 3, default_widths(3)),
     "two-body": BenchSystem(
-        lambda: get_system("two-body"), _TWO_BODY, 4, (8, 3, 1), RADIAL_LIBRARY, polynomial=False
+        lambda: get_system("two-body"),
+        _TWO_BODY,
+        4,
+        default_widths(4),
+        RADIAL_LIBRARY,
+        polynomial=False,
     ),
     "damped-spring": BenchSystem(
         lambda: get_system("damped-spring"), "q**2 + p**2", 1, (2, 1, 1), gamma=0.1
@@ -307,6 +319,7 @@ def cell_config(name: str, noise: float, seed: int, st: BenchSettings, sindy: bo
     """Everything that decides a cell's result (a cell file with another config is rerun)."""
     system = SYSTEMS[name]
     return {
+        "bench_version": BENCH_VERSION,
         "system": name,
         "hamiltonian": system.hamiltonian,
         "dissipation": system.dissipation,
@@ -465,6 +478,7 @@ def json_key(d: dict[str, Any]) -> str:
 
 
 __all__ = [
+    "BENCH_VERSION",
     "NOISE_LEVELS",
     "PROFILES",
     "QUICK_GRID",
