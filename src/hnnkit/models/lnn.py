@@ -7,8 +7,9 @@ The accelerations follow from the Euler–Lagrange equations,
         \left[\nabla_q L - \left(\nabla_q\nabla_{\dot q}^\top L\right)\dot q\right],
 
 with the Hessians in closed form for the default MLP (:func:`mlp_hessian`), by autograd for
-any other network, and the linear system solved state by state. A Hessian :math:`\partial^2 L/\partial\dot q^2` that is singular or ill-conditioned at
-some state is an error, never a NaN.
+any other network, and the linear system solved state by state. A Hessian
+:math:`\partial^2 L/\partial\dot q^2` that is singular or ill-conditioned at some state is an
+error, never a NaN.
 
 hnnkit's models all act on phase-space states :math:`x = (q, p)`, so that one data set, one
 loss and one evaluation serve every model. The LNN therefore uses the known kinematics of the
