@@ -58,11 +58,11 @@ def main() -> None:
                 warnings.simplefilter("ignore")
                 rec = recover_hamiltonian(data, steps=args.steps, seed=seed, denoise="none")
                 for m in METHODS:
-                    f = (
-                        rec.formula
-                        if m == "none"
-                        else extract_hamiltonian(rec.model, data, denoise=m)
-                    )
+                    if m == "none":
+                        f = rec.formula
+                    else:
+                        method, offsets = m.split("+")[0], m.endswith("+offsets")
+                        f = extract_hamiltonian(rec.model, data, denoise=method, offsets=offsets)
                     true = hamiltonian_terms(truth, f.symbols)
                     got = {t.expr: t.coefficient for t in f.terms}
                     errs = [abs(got.get(k, 0.0) / v - 1) for k, v in true.items()]
