@@ -71,7 +71,7 @@ def main() -> None:
                     print(f"  {name} seed {seed} {m}: {f.coefficients()}", flush=True)
         for m in METHODS:
             print(
-                f"| {name}, {n} trajectories | {m} | {100 * worst[m]:.2f} % | {ok[m]}/{len(args.seeds)} |"
+                f"| {name}, {n} trajectories | {m} | {worst[m]:.1e} | {ok[m]}/{len(args.seeds)} |"
             )
 
 
