@@ -824,6 +824,7 @@ class Dopri5(Solver):
         remaining = (n_out - 1) * n_traj
         n_attempts = 0
         a_rows, c_nodes, e_w = self._A, self._C, self._E
+        table = torch.tensor(self._DENSE, dtype=dtype, device=device)[:, [0, 2, 3, 4, 5, 6]]
 
         while remaining > 0:
             if n_attempts >= self.max_steps:
@@ -895,8 +896,8 @@ class Dopri5(Solver):
                 rows = torch.repeat_interleave(torch.arange(counts.numel()), counts)
                 first = torch.cumsum(counts, 0)[rows] - counts[rows]
                 out_idx = idx_host[rows] + torch.arange(n_hit) - first
-                rd, od = rows.to(device), out_idx.to(device)
-                vals.append(self._dense(x[rd], y[rd], [k[rd] for k in ks], t0[rd], heff[rd], t[od]))
+                rd = rows.to(device)
+                vals.append(self._dense(x, y, ks, table, t0, heff, rd, t[out_idx.to(device)]))
                 positions.append((out_idx - 1) * n_traj + gid[rows])
                 idx_host += counts
                 idx = idx + status[0].to(device)
@@ -924,24 +925,32 @@ class Dopri5(Solver):
         return torch.cat([x0[None], rest], dim=0)
 
     def _dense(
-        self, x: Tensor, y: Tensor, ks: Sequence[Tensor], t0: Tensor, heff: Tensor, t_out: Tensor
+        self,
+        x: Tensor,
+        y: Tensor,
+        ks: Sequence[Tensor],
+        table: Tensor,
+        t0: Tensor,
+        heff: Tensor,
+        rows: Tensor,
+        t_out: Tensor,
     ) -> Tensor:
         """The continuous extension of one accepted step ``x -> y`` at ``t_out``, per row.
 
-        ``x``, ``y``, ``ks[j]``: ``(n, d)``; ``t0``, ``heff``, ``t_out``: ``(n,)``. A time at
-        (or, by rounding, past) the step's end returns ``y`` itself.
+        ``x``, ``y``, ``ks[j]``: ``(n, d)``; ``t0``, ``heff``: ``(n,)``; ``rows``, ``t_out``:
+        ``(m,)``, the row and the time of each output; ``table``: :attr:`_DENSE` without its
+        zero column ``j = 1``, ``(5, 6)``. A time at (or, by rounding, past) the step's end
+        returns ``y`` itself.
         """
         with torch.no_grad():
-            theta = ((t_out - t0) / heff).clamp_(0.0, 1.0)
-            powers = torch.stack([theta**p for p in range(1, 6)], dim=-1)  # (n, 5)
-            w = powers @ torch.tensor(self._DENSE, dtype=x.dtype, device=x.device)  # (n, 7)
-            w = w * heff[:, None]
+            h = heff[rows]
+            theta = ((t_out - t0[rows]) / h).clamp_(0.0, 1.0)
+            powers = theta[:, None].expand(-1, table.shape[0]).cumprod(-1)  # θ, θ², ..., θ⁵
+            w = (powers @ table).mul_(h[:, None])  # (m, 6): h b_j(θ)
             at_end = (theta >= 1.0)[:, None]
-        acc = x
-        for j, k in enumerate(ks):
-            if j != 1:  # b_2(theta) = 0
-                acc = torch.addcmul(acc, w[:, j : j + 1], k)
-        return torch.where(at_end, y, acc)
+        stages = torch.stack([ks[j] for j in (0, 2, 3, 4, 5, 6)], 1)[rows]  # (m, 6, d)
+        val = torch.baddbmm(x[rows].unsqueeze(1), w.unsqueeze(1), stages).squeeze(1)
+        return torch.where(at_end, y[rows], val)
 
     def _fail_max_steps(
         self,
