@@ -16,6 +16,7 @@ from hnnkit.systems import (
     CoupledOscillators,
     DoublePendulum,
     Duffing,
+    ElasticPendulum,
     FPUBeta,
     HenonHeiles,
     get_system,
@@ -24,7 +25,14 @@ from hnnkit.systems import (
 )
 from hnnkit.systems.custom import coordinate_symbols
 
-ZOO = ["double-pendulum", "henon-heiles", "duffing", "coupled-oscillators", "fpu-beta"]
+ZOO = [
+    "double-pendulum",
+    "henon-heiles",
+    "duffing",
+    "coupled-oscillators",
+    "fpu-beta",
+    "elastic-pendulum",
+]
 
 #: Each zoo system with constants other than its defaults, for the field checks.
 OTHER = [
@@ -34,6 +42,7 @@ OTHER = [
     Duffing(alpha=2.0, beta=-0.5, m=0.7, energy_range=(0.1, 1.5)),
     CoupledOscillators(n=5, m=0.7, k=1.3, kappa=2.1),
     FPUBeta(n=12, m=0.5, k=2.0, beta=0.3),
+    ElasticPendulum(m=0.7, k=5.0, l0=1.2, g=9.81, energy_range=(0.5, 5.0)),
 ]
 
 
@@ -296,3 +305,28 @@ def test_fpu_energy_is_conserved_and_the_quartic_term_acts(gen):
 def test_fpu_refuses_chain_lengths_outside_4_to_32(n):
     with pytest.raises(HnnkitValueError, match="from 4 to 32"):
         FPUBeta(n=n)
+
+
+# -- elastic pendulum ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("m", "k", "l0", "g"), [(1.0, 3.0, 1.0, 1.0), (0.7, 5.0, 1.2, 9.81), (2.0, 40.0, 0.5, 3.0)]
+)
+def test_elastic_pendulum_small_oscillations_about_the_hanging_rest(m, k, l0, g):
+    s = ElasticPendulum(m=m, k=k, l0=l0, g=g, energy_range=(0.01, 0.02))
+    r_eq = l0 + m * g / k
+    rest = torch.tensor([r_eq, 0.0, 0.0, 0.0], dtype=torch.float64)
+    assert s.energy(rest).item() == pytest.approx(0.0, abs=1e-12)
+    torch.testing.assert_close(s.vector_field(0.0, rest), torch.zeros(4, dtype=torch.float64))
+    want = np.sort([math.sqrt(k / m), math.sqrt(g / r_eq)])
+    np.testing.assert_allclose(_frequencies(_jacobian_at_rest(s, rest)), want, rtol=1e-12)
+
+
+def test_elastic_pendulum_defaults_are_in_the_2_to_1_resonance_and_bands_are_checked(gen):
+    radial, swing = ElasticPendulum().frequencies
+    assert radial == pytest.approx(2 * swing, rel=1e-12)
+    x = ElasticPendulum().sample_initial(200, generator=gen)
+    assert float(x[:, 0].min()) > 0.5 and float(x[:, 1].abs().max()) < 1.0  # near the rest
+    with pytest.raises(HnnkitValueError, match="swing over the top"):
+        ElasticPendulum(energy_range=(0.1, 2.0))

@@ -20,6 +20,7 @@ from .damped import DampedPendulum as DampedPendulum  # registers damped-*
 from .damped import DampedSpring as DampedSpring
 from .double_pendulum import DoublePendulum as DoublePendulum
 from .duffing import Duffing as Duffing
+from .elastic_pendulum import ElasticPendulum as ElasticPendulum
 from .energy_band import sample_energy_band as sample_energy_band
 from .henon_heiles import HenonHeiles as HenonHeiles
 from .nbody import NBody as NBody
@@ -38,12 +39,14 @@ register_system("henon-heiles", HenonHeiles)
 register_system("duffing", Duffing)
 register_system("coupled-oscillators", CoupledOscillators)
 register_system("fpu-beta", FPUBeta)
+register_system("elastic-pendulum", ElasticPendulum)
 
 __all__ = [
     "CoupledOscillators",
     "Custom",
     "DoublePendulum",
     "Duffing",
+    "ElasticPendulum",
     "FPUBeta",
     "HamiltonianSystem",
     "HenonHeiles",
