@@ -53,7 +53,7 @@ class CoupledOscillators(HamiltonianSystem):
     Defaults: ``m = 1``, ``k = 1``, ``kappa = 0.5`` (for ``n = 2`` the periods are 6.28 and
     4.44, the energy beats between the masses with period 25.7); initial states have
     energies uniform in ``energy_range = (0.1, 1.0)``; one trajectory spans ``t ∈ [0, 10]``
-    with 100 points, 50 trajectories, no observation noise, 20% held out.
+    with 50 points, 50 trajectories, no observation noise, 20% held out.
 
     Args:
         n: number of masses (1 to 64).
@@ -67,7 +67,7 @@ class CoupledOscillators(HamiltonianSystem):
     """
 
     default_t_span = (0.0, 10.0)
-    default_n_points = 100
+    default_n_points = 50
     default_n_trajectories = 50
     default_noise_std = 0.0
     default_test_fraction = 0.2
@@ -150,10 +150,10 @@ class FPUBeta(HamiltonianSystem):
     high-dimensional test of the zoo: ``2n`` phase-space dimensions, 8 to 64.
 
     Defaults: ``n = 8``, ``m = k = 1``, ``beta = 1``; initial states with energies uniform
-    in ``energy_range = (0.05, 0.5)`` (small amplitude: typical stretches of 0.1 to 0.3,
-    so the quartic term is a few per cent of the energy); one trajectory spans
+    in ``energy_range = (0.05, 0.5)`` (small amplitude: typical stretches below 0.25, so the
+    quartic term is at most a few per cent of the energy); one trajectory spans
     ``t ∈ [0, 10]`` (the slowest linear mode's period is 18.1 for ``n = 8``, the fastest
-    3.2) with 100 points, 50 trajectories, no observation noise, 20% held out.
+    3.2) with 50 points, 50 trajectories, no observation noise, 20% held out.
 
     Args:
         n: number of moving masses, 4 to 32.
@@ -168,7 +168,7 @@ class FPUBeta(HamiltonianSystem):
     """
 
     default_t_span = (0.0, 10.0)
-    default_n_points = 100
+    default_n_points = 50
     default_n_trajectories = 50
     default_noise_std = 0.0
     default_test_fraction = 0.2

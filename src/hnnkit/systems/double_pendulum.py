@@ -41,7 +41,7 @@ class DoublePendulum(HamiltonianSystem):
     hanging rest, and is regular at the bottom of the band and chaotic at its top.
 
     Defaults: ``m1 = m2 = 1`` (mass), ``l1 = l2 = 1`` (length), ``g = 1`` (so the normal-mode
-    periods are 3.40 and 8.21 time units); one trajectory spans ``t ∈ [0, 10]`` with 100
+    periods are 3.40 and 8.21 time units); one trajectory spans ``t ∈ [0, 10]`` with 50
     points, 50 trajectories, no observation noise, 20% held out.
 
     Args:
@@ -57,7 +57,7 @@ class DoublePendulum(HamiltonianSystem):
     """
 
     default_t_span = (0.0, 10.0)
-    default_n_points = 100
+    default_n_points = 50
     default_n_trajectories = 50
     default_noise_std = 0.0
     default_test_fraction = 0.2

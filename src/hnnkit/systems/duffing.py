@@ -30,9 +30,9 @@ class Duffing(HamiltonianSystem):
     :math:`\alpha^2/(4|\beta|)`.
 
     Initial states have energies uniform in ``energy_range`` (default ``(0.05, 1.0)``,
-    amplitudes 0.31 to 1.1 for the defaults) and a random sign of :math:`(q, p)`, so a
+    amplitudes 0.31 to 1.11 for the defaults) and a random sign of :math:`(q, p)`, so a
     double well's two wells are equally likely. One trajectory spans ``t ∈ [0, 10]`` (1.6
-    to 2.3 periods for the defaults) with 100 points, 50 trajectories, no observation
+    to 2.2 periods for the defaults) with 50 points, 50 trajectories, no observation
     noise, 20% held out.
 
     Args:
@@ -48,7 +48,7 @@ class Duffing(HamiltonianSystem):
     """
 
     default_t_span = (0.0, 10.0)
-    default_n_points = 100
+    default_n_points = 50
     default_n_trajectories = 50
     default_noise_std = 0.0
     default_test_fraction = 0.2

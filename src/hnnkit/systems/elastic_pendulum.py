@@ -36,7 +36,7 @@ class ElasticPendulum(HamiltonianSystem):
     model learns the coupling. Below :math:`2 m g l_0` (2 for the defaults) the mass can
     neither swing over the top nor reach :math:`r = 0`. Initial states have energies
     uniform in ``energy_range`` (default ``(0.05, 0.5)``: swings up to 0.87 rad, stretches
-    up to ±0.58); one trajectory spans ``t ∈ [0, 10]`` (1.4 swing periods) with 100 points,
+    up to ±0.58); one trajectory spans ``t ∈ [0, 10]`` (1.4 swing periods) with 50 points,
     50 trajectories, no observation noise, 20% held out.
 
     Args:
@@ -52,7 +52,7 @@ class ElasticPendulum(HamiltonianSystem):
     """
 
     default_t_span = (0.0, 10.0)
-    default_n_points = 100
+    default_n_points = 50
     default_n_trajectories = 50
     default_noise_std = 0.0
     default_test_fraction = 0.2

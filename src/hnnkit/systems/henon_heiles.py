@@ -27,7 +27,7 @@ class HenonHeiles(HamiltonianSystem):
     The Hamiltonian is separable and the cubic term gives the :math:`x^2 y` cross term.
     Initial states are drawn in the well with energies uniform in ``energy_range``
     (default ``(0.02, 0.14)``, below :math:`E_{esc} = 1/6`). One trajectory spans
-    ``t ∈ [0, 10]`` (about 1.6 periods of the linear oscillation) with 100 points, 50
+    ``t ∈ [0, 10]`` (about 1.6 periods of the linear oscillation) with 50 points, 50
     trajectories, no observation noise, 20% held out.
 
     Args:
@@ -40,7 +40,7 @@ class HenonHeiles(HamiltonianSystem):
     """
 
     default_t_span = (0.0, 10.0)
-    default_n_points = 100
+    default_n_points = 50
     default_n_trajectories = 50
     default_noise_std = 0.0
     default_test_fraction = 0.2
