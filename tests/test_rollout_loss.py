@@ -162,7 +162,7 @@ def test_resume_refuses_other_options(clean_spring, tmp_path):
         run(3, True)
 
 
-def test_the_spec_records_the_options_and_keeps_old_hashes():
+def test_the_spec_records_the_options_and_keeps_old_hashes(tmp_path):
     spec = {"data": {"system": "spring"}, "model": {"name": "hnn"}, "train": {"steps": 3}}
     plain = resolve_train(Experiment.from_dict(spec))
     assert plain.train.loss == "derivative" and plain.train.loss_options == {}
@@ -189,6 +189,12 @@ def test_the_spec_records_the_options_and_keeps_old_hashes():
         )
     )
     assert len({plain.config_hash(), roll.config_hash(), other.config_hash()}) == 3
+    toml = tmp_path / "e.toml"
+    toml.write_text(roll.to_toml())
+    assert (
+        Experiment.from_toml(toml) == roll
+        and Experiment.from_toml(toml).config_hash() == roll.config_hash()
+    )
     with pytest.raises(HnnkitValueError, match=r"train.loss_options: .*no option step"):
         TrainSpec(loss="rollout", loss_options={"step": 2})
     with pytest.raises(HnnkitValueError, match="takes no options"):
@@ -212,6 +218,12 @@ def test_hnnkit_train_takes_the_loss_and_its_options(tmp_path, capsys):
     assert "loss_options" in capsys.readouterr().err
     assert main([*argv, *opts, "--resume", *SMALL]) == 0
     assert main(["evaluate", str(run)]) == 0
+    # evaluate refuses a config.json whose loss options no longer describe the checkpoint
+    edited = {**cfg, "loss_options": {**cfg["loss_options"], "k": 4}}
+    (run / "config.json").write_text(json.dumps(edited))
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 2
+    assert "loss_options" in capsys.readouterr().err
     # a rollout longer than the data is refused before any file is written
     bad = tmp_path / "bad"
     too_long = ["--loss", "rollout", "--loss-option", "k=12"]

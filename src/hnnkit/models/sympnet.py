@@ -203,10 +203,12 @@ def build_g_sympnet(
     return SympNet(dim, "g", layers, 1, width, activation, generator=generator)
 
 
-#: A SympNet's training: one step on every consecutive pair (the rollout loss, k = 1).
+#: A SympNet's training: one step on every consecutive pair (the rollout loss, k = 1), Adam at
+#: hnnkit's default lr 1e-3. On the spring (seed 0, default data) a G-SympNet's rollout MSE over
+#: [0, 20] was 0.064 after 1000 steps, 0.016 after 3000 and 0.015 after 5000: 3000 steps.
 SYMPNET_DEFAULTS = {
     "optimizer": "adam",
-    "steps": 5000,
+    "steps": 3000,
     "weight_decay": 0.0,
     "loss": "rollout",
     "loss_options": {"k": 1, "method": "model"},
