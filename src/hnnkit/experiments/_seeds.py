@@ -4,6 +4,7 @@ tasks' (:func:`run_seeds`: reuse finished seeds, publish seed 0's figures)."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
 import time
@@ -264,7 +265,10 @@ def run_seed(
         metrics["models"][kind] = {
             "config_hash": task.experiment(kind, seed).config_hash(),
             "losses": loss_metrics(models[kind], data, through_step=through_step),
-            "original_energy": orig[kind]["energy"],
+            # a one-step map has no original-protocol energy: the reason instead
+            "original_energy": orig[kind].get(
+                "energy", {"mean": math.nan, "sem": math.nan, "skipped": orig[kind].get("skipped")}
+            ),
             "corrected": corr[kind],
             "history": histories[kind],
             "train_seconds": seconds[kind],
