@@ -1310,6 +1310,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         protocol=args.protocol,
         workers=args.workers,
+        models=args.models,
         # each worker process imports the plugins this one did
         worker_setup=functools.partial(load_plugins, plugins) if plugins else None,
     )
@@ -1764,6 +1765,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="seeds per task (default: 1 for smoke and quick, 3 for paper)",
+    )
+    r.add_argument(
+        "--models",
+        default=None,
+        metavar="A,B",
+        help="registered phase-space models to add to every task trained on phase-space data "
+        f"(from: {_names(list_models(data=PHASE_SPACE))}); they join the "
+        "long-horizon table and the figures, Table 1 keeps the baseline and the HNN. A model a "
+        "task cannot take (an LNN on measured data) is left out with the reason",
     )
     r.add_argument("--device", default="cpu", help="where to train: cpu, cuda or auto")
     r.add_argument(

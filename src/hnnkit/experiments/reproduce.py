@@ -14,6 +14,7 @@ import pickle
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from ._seeds import Progress, log_mode
 from ._seeds import run_seed as run_seed
 from .run import DHNN_FORM as DHNN_FORM
 from .run import build_model as build_model
+from .run import model_from_spec, model_system, system_of
 from .tasks import PROFILES, TASKS, Task, get_task
 
 #: pip names of optional dependencies whose module is named otherwise
@@ -140,9 +142,74 @@ def parse_tasks(spec: str | None) -> list[str]:
     return names
 
 
-def entry_problem(name: str, entry: Any) -> str | None:
-    """Why a results.json ``entry`` of task ``name`` cannot be shown in the report, or ``None``."""
-    return res.entry_problem(entry, _required_models(name))
+def entry_problem(name: str, entry: Any, task: Task | None = None) -> str | None:
+    """Why a results.json ``entry`` of task ``name`` cannot be shown in the report, or ``None``.
+
+    ``task``: the task as this run trains it (with the models of ``--models`` added); default
+    the registered one.
+    """
+    return res.entry_problem(entry, task.models if task is not None else _required_models(name))
+
+
+def parse_models(spec: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """The registered phase-space models of ``--models A,B`` (empty for ``None``).
+
+    Raises:
+        UnknownNameError: for a model that is not registered (listing those that are).
+        HnnkitValueError: for an empty list or a model that does not learn from phase space.
+    """
+    if spec is None:
+        return ()
+    names = [n.strip() for n in (spec.split(",") if isinstance(spec, str) else spec)]
+    names = list(dict.fromkeys(n for n in names if n))
+    if not names:
+        raise HnnkitValueError(
+            "--models names no model; give registered models, e.g. --models lnn,srnn "
+            "(`hnnkit models` lists them)"
+        )
+    for name in names:
+        models.get_model(name, data="phase-space")
+    return tuple(names)
+
+
+def add_models(task: Task, extra: tuple[str, ...]) -> tuple[Task, dict[str, str]]:
+    """``task`` with the models ``extra`` added to its own, and the ones it cannot take.
+
+    A model joins with the task's data, evaluation, step budget and model size, and with its own
+    registered loss (a one-step map trains through its step) and, when its optimizer differs
+    from the task's, its own optimizer, steps and weight decay. A model that cannot be built for
+    the task's system (an LNN without a velocity map, on measured data) is left out; the
+    returned dict says why, per model. A task with its own runner is returned as it is.
+    """
+    if task.runner is not None or not extra:
+        return task, {}
+    added: list[str] = []
+    by_model = dict(task.training_by_model)
+    left_out: dict[str, str] = {}
+    system = system_of(task.data) if not task.data.measured else None
+    for name in extra:
+        if name in task.models:
+            continue
+        if models.get_model(name).needs_system and system is None:
+            left_out[name] = "it needs the true system (its velocity map); the data are measured"
+            continue
+        if system is not None:
+            try:
+                model_from_spec(
+                    task.model_spec(name), system.dim, 0, system=model_system(name, task.data)
+                )
+            except HnnkitValueError as exc:
+                left_out[name] = str(exc)
+                continue
+        own = {"loss": None, "loss_options": {}}
+        defaults = models.train_defaults(name)
+        if task.training_for(task.models[0]).optimizer != defaults["optimizer"]:
+            own |= {"optimizer": None, "steps": None, "weight_decay": None}
+        by_model[name] = own
+        added.append(name)
+    if not added:
+        return task, left_out
+    return replace(task, models=(*task.models, *added), training_by_model=by_model), left_out
 
 
 def _seed_profile(name: str, metrics: dict[str, Any]) -> str | None:
@@ -254,6 +321,7 @@ def reproduce(
     echo: Callable[[str], None] = print,
     workers: int | None = 1,
     worker_setup: Callable[[], object] | None = None,
+    models: str | list[str] | None = None,
 ) -> dict[str, Any]:
     """Run the reproduction and write ``results.json``, ``table.md``, figures and ``report.html``.
 
@@ -276,11 +344,21 @@ def reproduce(
     models and systems that hnnkit and its imported modules register: ``worker_setup``, a
     picklable callable, runs in each worker before its first task (the command line passes
     one that imports the ``--plugin`` modules).
+
+    ``models`` (``--models A,B``) adds registered phase-space models to every task trained on
+    phase-space data (:func:`add_models`): they join the long-horizon table and the figures,
+    and Table 1 keeps comparing the baseline and the HNN. A task already in ``results.json``
+    without them is completed, training only the added models.
     """
     out = Path(out)
     names = _task_names(tasks)
+    extra = parse_models(models)
+    chosen: dict[str, Task] = {}
     for name in names:
         check_task(get_task(name))
+        chosen[name], left_out = add_models(get_task(name), extra)
+        for model, why in left_out.items():
+            echo(f"[{name}] {model} is not trained on this task: {why}")
     if protocol not in PROTOCOLS:
         raise UnknownNameError("protocol", protocol, PROTOCOLS)
     if profile not in PROFILES:
@@ -302,13 +380,23 @@ def reproduce(
         if stale:
             echo(f"removed {len(stale)} temporary file(s) left in {out} by a killed run")
         return _reproduce_locked(
-            out, names, profile, n_seeds, dev, force, quiet, protocol, echo, n_workers, worker_setup
+            out,
+            chosen,
+            profile,
+            n_seeds,
+            dev,
+            force,
+            quiet,
+            protocol,
+            echo,
+            n_workers,
+            worker_setup,
         )
 
 
 def _reproduce_locked(
     out: Path,
-    names: list[str],
+    chosen: dict[str, Task],
     profile: str,
     n_seeds: int,
     dev: torch.device,
@@ -319,6 +407,7 @@ def _reproduce_locked(
     workers: int = 1,
     worker_setup: Callable[[], object] | None = None,
 ) -> dict[str, Any]:
+    names = list(chosen)
     rebuild = lambda name: rebuild_entry(out, name)  # noqa: E731
     results = res.load_results(out, rebuild, _all_tasks(), echo)
     if res.repair_entries(
@@ -346,21 +435,21 @@ def _reproduce_locked(
     results.update(meta)
     figures: dict[str, list[Path]] = {}
     t_all = time.perf_counter()
-    todo = [n for n in names if not _finished(n, results["tasks"].get(n), profile, n_seeds)]
+    todo = [n for n in names if not _finished(chosen[n], results["tasks"].get(n), profile, n_seeds)]
     if workers > 1 and len(todo) > 1:
         results = _reproduce_in_workers(
-            out, names, results, meta, profile, n_seeds, dev, quiet, echo, workers, worker_setup
+            out, chosen, results, meta, profile, n_seeds, dev, quiet, echo, workers, worker_setup
         )
         names = []  # all run
     for name in names:
         t0 = time.perf_counter()
         entry = results["tasks"].get(name)
-        if not _check_entry(out, name, entry, profile, n_seeds, echo):
+        if not _check_entry(out, chosen[name], entry, profile, n_seeds, echo):
             meta["seconds_total"] = time.perf_counter() - t_all
             results = res.write_entry(out, name, entry, meta, results)
             continue
         try:
-            entry = _run_task(get_task(name), out, profile, n_seeds, dev, quiet, echo)
+            entry = _run_task(chosen[name], out, profile, n_seeds, dev, quiet, echo)
         except Exception as exc:  # named here; the error itself goes on to the caller
             echo(f"[{name}] failed: {type(exc).__name__}: {exc}")
             raise
@@ -386,11 +475,11 @@ def _reproduce_locked(
     return results
 
 
-def _finished(name: str, entry: Any, profile: str, n_seeds: int) -> bool:
+def _finished(task: Task, entry: Any, profile: str, n_seeds: int) -> bool:
     """Whether a task's results.json ``entry`` is complete, of this profile and seed count."""
     return (
         entry is not None
-        and entry_problem(name, entry) is None
+        and entry_problem(task.name, entry, task) is None
         and entry.get("profile") == profile
         and entry.get("n_seeds", n_seeds) == n_seeds
         and "skipped" not in entry
@@ -398,16 +487,17 @@ def _finished(name: str, entry: Any, profile: str, n_seeds: int) -> bool:
 
 
 def _check_entry(
-    out: Path, name: str, entry: Any, profile: str, n_seeds: int, echo: Callable[[str], None]
+    out: Path, task: Task, entry: Any, profile: str, n_seeds: int, echo: Callable[[str], None]
 ) -> bool:
-    """Whether task ``name`` is to be run (its ``entry`` is absent, incomplete or another run's)."""
-    problem = None if entry is None else entry_problem(name, entry)
+    """Whether ``task`` is to be run (its ``entry`` is absent, incomplete or another run's)."""
+    name = task.name
+    problem = None if entry is None else entry_problem(name, entry, task)
     if problem is not None:
         echo(
             f"[{name}] the entry in results.json is incomplete ({problem}); recomputing it "
             "from the per-seed results (training only what is missing)"
         )
-    elif _finished(name, entry, profile, n_seeds):
+    elif _finished(task, entry, profile, n_seeds):
         echo(f"[{name}] already in {out / 'results.json'}; skipping (use --force to recompute)")
         return False
     return True
@@ -431,7 +521,7 @@ def _worker_count(workers: int | None, n_tasks: int) -> int:
 
 def _reproduce_in_workers(
     out: Path,
-    names: list[str],
+    chosen: dict[str, Task],
     results: dict[str, Any],
     meta: dict[str, Any],
     profile: str,
@@ -442,7 +532,7 @@ def _reproduce_in_workers(
     workers: int,
     worker_setup: Callable[[], object] | None,
 ) -> dict[str, Any]:
-    """The tasks ``names`` (those to run) in a pool of ``workers`` spawned processes.
+    """The tasks ``chosen`` (those to run) in a pool of ``workers`` spawned processes.
 
     Each finished task's entry is merged into results.json here as it comes; a failed task is
     reported as in the serial run, the tasks not started are cancelled, those running are
@@ -453,11 +543,12 @@ def _reproduce_in_workers(
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
     t_all = time.perf_counter()
+    names = list(chosen)
     held = list(results["tasks"])
     todo = []
     for name in names:
         entry = results["tasks"].get(name)
-        if _check_entry(out, name, entry, profile, n_seeds, echo):
+        if _check_entry(out, chosen[name], entry, profile, n_seeds, echo):
             todo.append(name)
         else:
             meta["seconds_total"] = time.perf_counter() - t_all
@@ -465,7 +556,7 @@ def _reproduce_in_workers(
     sent = {}
     for name in todo:
         try:
-            sent[name] = pickle.dumps(get_task(name))
+            sent[name] = pickle.dumps(chosen[name])
         except Exception as exc:
             raise HnnkitValueError(
                 f"task {name} cannot be sent to a worker process ({type(exc).__name__}: {exc}); "
