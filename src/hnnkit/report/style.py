@@ -42,6 +42,11 @@ MODEL_COLORS = {
     "kan-hnn": "#9467bd",
     "kan-hnn-l1": "#e377c2",  # pink
     "kan-symbolic": "#ff7f0e",  # orange
+    "neural-ode": "#f08080",  # light red: the baseline's MLP, trained through odeint
+    "srnn": "#393b79",  # indigo: an HNN (separable), trained through leapfrog rollouts
+    "lnn": "#8c564b",  # brown
+    "la-sympnet": "#bcbd22",  # olive
+    "g-sympnet": "#6b6e00",  # dark olive
 }
 #: Legend label of each known model.
 MODEL_LABELS = {
@@ -54,6 +59,11 @@ MODEL_LABELS = {
     "kan-hnn": "KAN-HNN",
     "kan-hnn-l1": "KAN-HNN + L1",
     "kan-symbolic": "extracted formula",
+    "neural-ode": "neural ODE",
+    "srnn": "SRNN-style HNN",
+    "lnn": "LNN",
+    "la-sympnet": "LA-SympNet",
+    "g-sympnet": "G-SympNet",
 }
 #: The marker of a trajectory's start state, in every trajectory plot.
 START_MARKER = {
@@ -67,7 +77,7 @@ START_MARKER = {
     "label": "start",
 }
 #: Colours of models not in :data:`MODEL_COLORS` (none of them used there).
-FALLBACK_COLORS = ("#8c564b", "#bcbd22", "#7f7f7f", "#17a589", "#b9770e", "#5d6d7e")
+FALLBACK_COLORS = ("#7f7f7f", "#17a589", "#b9770e", "#5d6d7e", "#c49c94", "#8e44ad")
 
 #: The ground truth: black, dashed, thin and drawn *above* the models, so it stays visible
 #: when a model lies on it and a model's colour shows between its dashes.
