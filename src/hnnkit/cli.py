@@ -1168,6 +1168,13 @@ def _evaluate_run(run: Path, cfg: dict[str, Any], state: dict[str, Any], span) -
     orbit = cfg["system"] in ("two-body", "three-body")
     rollout_panels(rollouts, run / "rollouts", title=f"{cfg['system']} {cfg['model']}", orbit=orbit)
     for k, v in metrics.items():
+        if k == "diverged":
+            if v["count"]:
+                print(
+                    f"{'diverged':<14} {v['count']} of {v['of']} rollouts blew up (the first "
+                    f"by t={v['first_time']:g}); their errors count as inf"
+                )
+            continue
         mean, sem = (math.nan if v[key] is None else v[key] for key in ("mean", "sem"))
         print(f"{k:<14} {mean:.4e} ± {sem:.2e}")
     if "data" in cfg:

@@ -79,10 +79,11 @@ def valid_prediction_time(t: Tensor, true: Tensor, pred: Tensor, threshold: floa
         threshold: relative error that ends the valid prediction (default 0.1).
 
     Returns:
-        ``(B,)`` times; trajectories that never exceed it get ``t[-1]``.
+        ``(B,)`` times; trajectories that never exceed it get ``t[-1]``. A NaN prediction (a
+        rollout that diverged) is past the threshold.
     """
     rel = (pred - true).norm(dim=-1) / true.norm(dim=-1).clamp_min(1e-12)
-    bad = rel > threshold
+    bad = ~(rel <= threshold)
     first = torch.where(
         bad.any(0), bad.float().argmax(0), torch.full_like(bad[0], len(t) - 1, dtype=torch.long)
     )

@@ -393,7 +393,12 @@ def evaluate_corrected(
     Returns per model: ``energy`` (mean squared error of the true H along the rollout, per
     trajectory), ``rollout_mse`` (coordinate MSE over the span), ``valid_time`` (relative
     error < 0.1) and ``energy_drift`` (relative change of the true H over the span), each a
-    ``{"mean", "sem", "values"}`` over trajectories; and for each of the system's other
+    ``{"mean", "sem", "values"}`` over trajectories; ``diverged``, ``{"count", "of",
+    "first_time"}``: how many of the rollouts blew up (:func:`~hnnkit.evaluate.maps.rollout_model`
+    makes them NaN from then on) and the earliest output time one was lost (``None`` if none).
+    A diverged trajectory scores ``inf`` for the energy, rollout MSE and drifts (so the mean is
+    ``inf``, written as ``null`` in strict JSON) and its valid time ends at its divergence or
+    earlier; and for each of the system's other
     :meth:`~hnnkit.systems.HamiltonianSystem.invariants` (the N-body angular momentum),
     ``{name}_drift``, its relative change over the span. The entry ``"truth"`` holds the same
     drifts along the reference trajectories, the yardstick for the models' (zero for a
@@ -457,6 +462,16 @@ def evaluate_corrected(
         except RuntimeError:  # the implicit step did not converge: no verdict
             return torch.full((starts.shape[0],), math.nan)
 
+    def diverged(pred: Tensor) -> dict[str, Any]:
+        bad = ~torch.isfinite(pred).all(-1)  # (T, B)
+        hit = bad.any(0)
+        first = t[bad.float().argmax(0)][hit]
+        return {
+            "count": int(hit.sum()),
+            "of": int(hit.numel()),
+            "first_time": float(first.min()) if len(first) else None,
+        }
+
     for k, pred in preds.items():
         per = {
             "energy": (e_true - e_pred[k]).pow(2).mean(0),
@@ -468,7 +483,11 @@ def evaluate_corrected(
         if measured:  # one trajectory: spread over time points instead
             per["energy"] = (e_true - e_pred[k]).pow(2)[:, 0]
             per["rollout_mse"] = rollout_mse(true, pred)[:, 0]
+        for name in per:  # a diverged rollout (NaN from then on) scores an infinite error
+            if name in ("energy", "rollout_mse") or name.endswith("_drift"):
+                per[name] = per[name].nan_to_num(nan=math.inf)
         out[k] = {name: {**mean_sem(v), "values": v.tolist()} for name, v in per.items()}
+        out[k]["diverged"] = diverged(pred)
     reference = drifts(true, e_true)
     if system is not None:
         reference["symplecticity"] = symplecticity(system)

@@ -102,18 +102,80 @@ def steps_on(model: OneStepMap, t: Tensor) -> int:
     return n
 
 
+#: Step attempts one dopri5 call may take while :func:`rollout_model` searches a diverging
+#: batch (a blow-up reaches the step size underflow in about a thousand), so that it costs
+#: seconds, not the minutes of the default cap.
+RETRY_MAX_STEPS = 1_000
+
+
+def _solve(f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float) -> Tensor:
+    return odeint(f, x0, t, method="dopri5", rtol=rtol, atol=atol, max_steps=RETRY_MAX_STEPS)
+
+
+def _by_interval(f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float) -> Tensor:
+    """One trajectory ``x0`` ``(1, d)`` integrated one output interval at a time, NaN from the
+    first output time it does not reach."""
+    out = torch.full((len(t), *x0.shape), math.nan, dtype=x0.dtype, device=x0.device)
+    out[0] = x0
+    for i in range(len(t) - 1):
+        try:
+            end = _solve(f, out[i], t[i : i + 2], rtol, atol)[-1]
+        except RuntimeError:
+            break
+        if not bool(torch.isfinite(end).all()):
+            break
+        out[i + 1] = end
+    return out
+
+
+def _split(f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float, failed: bool) -> Tensor:
+    """Bisect ``x0`` ``(B, d)`` until every part integrates (``failed``: this part is known to
+    fail); a lone failing trajectory goes through :func:`_by_interval`."""
+    if not failed:
+        try:
+            return _solve(f, x0, t, rtol, atol)
+        except RuntimeError:
+            pass
+    if x0.shape[0] == 1:
+        return _by_interval(f, x0, t, rtol, atol)
+    half = x0.shape[0] // 2
+    first = _split(f, x0[:half], t, rtol, atol, failed=False)
+    # the part failed; if its first half did not, its second half must
+    second = _split(f, x0[half:], t, rtol, atol, failed=bool(torch.isfinite(first).all()))
+    return torch.cat([first, second], dim=1)
+
+
 @torch.no_grad()
 def rollout_model(model: Any, x0: Tensor, t: Tensor, *, rtol: float, atol: float) -> Tensor:
     """``model`` rolled out from ``x0`` ``(B, d)`` at times ``t``: a field integrated with
     dopri5 (``rtol``, ``atol``), a map iterated (``t`` evenly spaced by multiples of its step).
 
+    A field whose flow blows up from some start states (an undertrained Lagrangian network
+    whose mass matrix turns singular, a diverging baseline) does not fail the rollout: when
+    dopri5 gives up on the batch (step size underflow, a non-finite state, too many steps),
+    the batch is bisected to find the trajectories it gave up on, each part with at most
+    :data:`RETRY_MAX_STEPS` step attempts; a failing trajectory is integrated one output
+    interval at a time and is NaN from the first output time it does not reach. The other
+    trajectories are integrated as usual (without a divergence the batch is integrated in one
+    call, as before). A field that fails at its very start states is an error, not a
+    divergence.
+
     Returns:
-        ``(T, B, d)``.
+        ``(T, B, d)``; NaN rows from the time a trajectory diverged on.
+
+    Raises:
+        RuntimeError: if the field itself fails at the start states.
     """
     if is_map(model):
         every = steps_on(model, t)
         return iterate_map(model, x0, every * (len(t) - 1), every)
-    return odeint(model.vector_field, x0, t, method="dopri5", rtol=rtol, atol=atol)
+    try:
+        return odeint(model.vector_field, x0, t, method="dopri5", rtol=rtol, atol=atol)
+    except RuntimeError:
+        if x0.ndim != 2:
+            raise
+        model.vector_field(t[:1].expand(x0.shape[0], 1), x0)  # raises for a broken field
+        return _split(model.vector_field, x0, t, rtol, atol, failed=True)
 
 
 def map_step_function(model: OneStepMap) -> Callable[[Tensor], Tensor]:
@@ -135,6 +197,7 @@ def map_derivative(model: OneStepMap, x: Tensor) -> Tensor:
 
 __all__ = [
     "ORIGINAL_SKIP_REASON",
+    "RETRY_MAX_STEPS",
     "map_derivative",
     "map_grid",
     "map_step_function",

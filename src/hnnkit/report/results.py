@@ -330,6 +330,14 @@ def _model_summary(rows: list[dict[str, Any]], scale: float) -> dict[str, Any]:
         },
         "train_seconds": sum(r["train_seconds"] for r in rows),
     }
+    if all("diverged" in c for c in corrected):  # rollouts that blew up, over all seeds
+        times = [c["diverged"]["first_time"] for c in corrected]
+        times = [v for v in times if v is not None]
+        summary["diverged"] = {
+            "count": sum(c["diverged"]["count"] for c in corrected),
+            "of": sum(c["diverged"]["of"] for c in corrected),
+            "first_time": min(times) if times else None,
+        }
     if all("dissipation" in r for r in rows):
         summary["dissipation_rate"] = aggregate_cells([r["dissipation"]["rate"] for r in rows])
         summary["gamma_true"] = rows[0]["dissipation"]["gamma_true"]

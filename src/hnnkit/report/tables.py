@@ -62,6 +62,17 @@ def _one_seed(cell: Any, n_seeds: Any) -> Any:
     return cell
 
 
+def _diverged(cell: Any, diverged: Any) -> Any:
+    """``cell`` marked as lost to diverged rollouts when some of the model's rollouts blew up
+    (``diverged``: ``{"count", "of", ...}``) and its mean is missing or infinite."""
+    mean, _ = _mean_sem(cell)
+    if cell is None or not isinstance(diverged, dict) or not diverged.get("count"):
+        return cell
+    if mean is None or not math.isfinite(mean):
+        return {"mean": None, "sem": None, "diverged": f"{diverged['count']} of {diverged['of']}"}
+    return cell
+
+
 def _scale(entry: dict[str, Any]) -> str:
     """A task's scale as ``×1e3``."""
     return f"×{entry.get('scale', 1e3):.0e}".replace("e+0", "e")
@@ -70,6 +81,8 @@ def _scale(entry: dict[str, Any]) -> str:
 def _parts(cell: Any) -> tuple[str, str | None]:
     """The mean's text (``–`` when missing) and what follows it: ``± sem``, ``(n = 1)`` for
     one seed without spread, or ``None``."""
+    if isinstance(cell, dict) and cell.get("diverged"):
+        return "diverged", f"({cell['diverged']})"
     mean, sem = _mean_sem(cell)
     if mean is None:
         return "–", None
@@ -255,7 +268,8 @@ LONG_HORIZON_NOTE = (
     "real decay when it has friction). *symplecticity defect*: ‖MᵀJM − J‖/‖J‖ of the Jacobian M "
     "of one implicit-midpoint step of the model's field over the output interval, from the "
     "initial states: round-off for any HNN, of order the step for a field that is not a "
-    "symplectic gradient. *scale*: the factor rollout MSE is multiplied by (the other columns "
+    "symplectic gradient. *diverged (k of n)*: k of the model's n rollouts blew up (the "
+    "solver lost them), so the mean error is infinite. *scale*: the factor rollout MSE is multiplied by (the other columns "
     "are not scaled). *(n = 1)*: one seed whose values agree over the evaluation states to "
     "round-off, so there is no error bar. **Bold**: the task's best (for drifts and the "
     "defect: the closest to the truth's); ties are not marked."
@@ -287,6 +301,7 @@ def long_horizon_table(results: dict[str, Any]) -> tuple[list[str], list[list[An
         seeds = entry.get("n_seeds")
         for m, r in models:
             cells = [_one_seed(r.get(key), r.get("n_seeds", seeds)) for key, _, _ in LONG_HORIZON]
+            cells = [_diverged(c, r.get("diverged")) for c in cells]
             if any(c is not None for c in cells):
                 rows.append([task, m, _scale(entry), *cells])
     keep = [i for i in range(len(LONG_HORIZON)) if any(row[3 + i] is not None for row in rows)]

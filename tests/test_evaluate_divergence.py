@@ -1,0 +1,138 @@
+"""A field whose flow blows up from some start states: the rollout and the evaluation survive,
+the diverged trajectories are NaN from their blow-up on and score an infinite error."""
+
+import json
+import math
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from hnnkit.data import generate
+from hnnkit.evaluate import evaluate_corrected
+from hnnkit.evaluate.maps import rollout_model
+from hnnkit.files import dumps
+from hnnkit.integrate import odeint
+from hnnkit.systems import Spring
+
+
+class BlowUp(nn.Module):
+    """dq/dt = q², dp/dt = -p: from q0 > 0, q = q0 / (1 - q0 t) blows up at t = 1/q0."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones((), dtype=torch.float64))
+
+    def vector_field(self, t, x):
+        return torch.stack([self.w * x[..., 0] ** 2, -x[..., 1]], dim=-1)
+
+
+def test_rollout_model_makes_a_blown_up_trajectory_nan_after_its_blow_up_time():
+    x0 = torch.tensor([[-0.5, 1.0], [0.5, 1.0], [-1.0, 0.3], [0.25, -0.2]], dtype=torch.float64)
+    t = torch.linspace(0.0, 6.0, 61, dtype=torch.float64)
+    model = BlowUp().double()
+    start = time.perf_counter()
+    out = rollout_model(model, x0, t, rtol=1e-9, atol=1e-9)
+    assert time.perf_counter() - start < 20.0  # a blow-up costs seconds, not minutes
+    with pytest.raises(RuntimeError):  # the plain batched solve gives up
+        odeint(model.vector_field, x0, t, method="dopri5", rtol=1e-9, atol=1e-9)
+    finite = [0, 2]
+    alone = odeint(model.vector_field, x0[finite], t, method="dopri5", rtol=1e-9, atol=1e-9)
+    assert torch.isfinite(out[:, finite]).all()
+    torch.testing.assert_close(out[:, finite], alone, rtol=1e-12, atol=1e-12)
+    exact_q = x0[finite, 0] / (1 - x0[finite, 0] * t[:, None])
+    torch.testing.assert_close(out[:, finite, 0], exact_q, rtol=1e-7, atol=1e-8)
+    for b, blow in ((1, 2.0), (3, 4.0)):  # blow-up at 1/q0
+        lost = ~torch.isfinite(out[:, b]).all(-1)
+        first = int(lost.float().argmax())
+        assert lost[first:].all() and not lost[:first].any()  # NaN from then on
+        assert blow <= float(t[first]) <= blow + 0.1 + 1e-12  # within one output interval
+        q_exact = x0[b, 0] / (1 - x0[b, 0] * t[:first])
+        torch.testing.assert_close(out[:first, b, 0], q_exact, rtol=1e-6, atol=1e-8)
+
+
+def test_a_field_that_fails_at_its_start_states_is_still_an_error():
+    class Broken(BlowUp):
+        def vector_field(self, t, x):
+            raise RuntimeError("broken model")
+
+    x0 = torch.tensor([[0.5, 1.0]], dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="broken model"):
+        rollout_model(
+            Broken(), x0, torch.linspace(0, 1, 5, dtype=torch.float64), rtol=1e-9, atol=1e-9
+        )
+
+
+def test_evaluate_corrected_counts_the_diverged_rollouts_and_scores_them_infinite():
+    data = generate("spring", n_trajectories=20, seed=0, noise_std=0.0)
+    t1 = 8.0
+    out, roll = evaluate_corrected(
+        Spring(), {"blowup": BlowUp()}, data, t_span=(0.0, t1), n_points=41, max_trajectories=5
+    )
+    q0 = data.test_initial_states[:5, 0].double()
+    blows = q0 > 1 / t1
+    assert 0 < int(blows.sum()) < len(q0)  # both kinds among the start states
+    assert not bool(((q0 - 1 / t1).abs() < 1e-3).any())  # no start state at the edge
+    div = out["blowup"]["diverged"]
+    assert div["count"] == int(blows.sum()) and div["of"] == len(q0)
+    assert div["first_time"] == pytest.approx(float((1 / q0[blows]).min()), abs=0.25 + 1e-9)
+    assert out["truth"].get("diverged") is None
+    pred = roll.models["blowup"]
+    assert torch.isfinite(pred[:, ~blows]).all() and not torch.isfinite(pred[-1, blows]).any()
+    for key in ("energy", "rollout_mse", "energy_drift"):
+        values = torch.tensor(out["blowup"][key]["values"], dtype=torch.float64)
+        assert torch.isinf(values[blows]).all() and torch.isfinite(values[~blows]).all()
+        assert out["blowup"][key]["mean"] == math.inf
+    valid = torch.tensor(out["blowup"]["valid_time"]["values"], dtype=torch.float64)
+    assert (valid[blows] <= 1 / q0[blows] + 0.25 + 1e-9).all()  # invalid once it blew up
+    text = dumps(out)  # strict JSON: inf is written as null
+    assert "Infinity" not in text and "NaN" not in text
+    assert json.loads(text)["blowup"]["rollout_mse"]["mean"] is None
+
+
+def test_nothing_diverged_is_recorded_as_a_zero_count():
+    data = generate("spring", n_trajectories=10, seed=0, noise_std=0.0)
+    out, _ = evaluate_corrected(
+        Spring(), {"blowup": BlowUp()}, data, t_span=(0.0, 0.5), n_points=11
+    )
+    q0 = data.test_initial_states[:, 0]
+    assert float(q0.max()) < 2.0  # every blow-up time 1/q0 is past the span
+    assert out["blowup"]["diverged"] == {"count": 0, "of": len(q0), "first_time": None}
+    assert math.isfinite(out["blowup"]["rollout_mse"]["mean"])
+
+
+def test_a_diverged_model_reaches_the_long_horizon_table_as_diverged():
+    from hnnkit.report.results import summarise_seeds
+    from hnnkit.report.tables import long_horizon_markdown
+
+    data = generate("spring", n_trajectories=20, seed=0, noise_std=0.0)
+    corr, _ = evaluate_corrected(
+        Spring(), {"blowup": BlowUp()}, data, t_span=(0.0, 8.0), n_points=21, max_trajectories=5
+    )
+    loss = {"mean": 1.0, "sem": 0.1}
+    seed = {  # a per-seed metrics.json as written (strict JSON) and read back
+        "models": {
+            "blowup": {
+                "losses": {"train_loss": loss, "test_loss": loss},
+                "original_energy": loss,
+                "corrected": corr["blowup"],
+                "train_seconds": 1.0,
+            }
+        },
+        "truth": corr["truth"],
+    }
+    seed = json.loads(dumps(seed))
+    entry = summarise_seeds([seed, seed], models=["blowup"], scale=1.0, paper={}, profile="x")
+    div = entry["models"]["blowup"]["diverged"]
+    assert (div["count"], div["of"]) == (4, 10) and div["first_time"] == pytest.approx(2.0)
+    entry = json.loads(dumps(entry))  # results.json stays strict JSON
+    table = long_horizon_markdown({"tasks": {"spring": entry}})
+    row = next(
+        line
+        for line in table.splitlines()
+        if line.startswith("| spring | ") and "truth" not in line
+    )
+    assert row.count("diverged (4 of 10)") == 2  # rollout MSE and energy drift
+    valid = float(row.split("|")[5].split()[0])  # the valid time is still a number
+    assert 0 < valid < 8.0
