@@ -10,4 +10,5 @@ command -v "$PY" >/dev/null || PY=python3
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .
 .venv/bin/lint-imports --no-cache
-.venv/bin/python -m pytest -q "$@"
+# one test process per CPU core (pytest-xdist); tests marked slow are left out (pyproject.toml)
+.venv/bin/python -m pytest -q -n auto "$@"
