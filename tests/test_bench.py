@@ -314,3 +314,44 @@ def test_every_option_of_bench_is_explained(capsys, monkeypatch):
         assert name in text
     assert "(default: local)" in text and "(default: bench)" in text
     assert "pip install 'hnnkit[ray]'" in text
+
+
+def test_cells_start_costliest_first_with_ties_in_grid_order():
+    from hnnkit.experiments.grid import longest_first
+
+    grid = parse_grid(
+        {
+            "systems": ["spring"],
+            "models": ["la-sympnet", "baseline", "srnn"],
+            "seeds": 2,
+            "train": {"steps": 10},
+            "per-model": {"baseline": {"train": {"steps": 40}}},
+        }
+    )
+    order = [(c.model, c.seed) for c in longest_first(grid.cells)]
+    # srnn: 28 x 10 steps; baseline: 1 x 40 steps; la-sympnet: 0.6 x 10 steps (per state)
+    assert order == [
+        ("srnn", 0), ("srnn", 1), ("baseline", 0), ("baseline", 1),
+        ("la-sympnet", 0), ("la-sympnet", 1),
+    ]  # fmt: skip
+    by = {(c.model, c.seed): c.cost for c in grid.cells}
+    assert by[("baseline", 0)] == pytest.approx(4 * by[("srnn", 0)] / 28)
+
+
+def test_the_cost_estimate_scales_with_steps_and_the_batch():
+    base = {"systems": ["spring"], "models": ["hnn"], "data": {"n_trajectories": 20}}
+    (full,) = parse_grid({**base, "train": {"steps": 100}}).cells
+    (longer,) = parse_grid({**base, "train": {"steps": 300}}).cells
+    (batched,) = parse_grid({**base, "train": {"steps": 100, "batch_size": 30}}).cells
+    states = 20 * (1 - 0.5) * 30  # the spring's default test fraction and points
+    assert full.cost == pytest.approx(2 * 100 * states)
+    assert longer.cost == pytest.approx(3 * full.cost)
+    assert batched.cost == pytest.approx(full.cost * 30 / states)
+
+
+def test_local_workers_fork_on_linux_and_spawn_elsewhere(monkeypatch):
+    monkeypatch.setattr(engines.sys, "platform", "linux")
+    assert engines._start_method() == "fork"
+    for other in ("darwin", "win32"):
+        monkeypatch.setattr(engines.sys, "platform", other)
+        assert engines._start_method() == "spawn"

@@ -347,3 +347,17 @@ def test_hnnkit_models_lists_every_model_in_aligned_columns(capsys):
         assert row.endswith(
             "(pixels; the pixel pendulum task only: `hnnkit reproduce --tasks pixel-pendulum`)"
         )
+
+
+@pytest.mark.parametrize("cost", [0, -1.0, float("nan"), float("inf"), "2", True])
+def test_a_model_cost_must_be_a_finite_positive_number(cost):
+    from hnnkit.models import register_model
+
+    with pytest.raises(HnnkitValueError, match="cost must be a finite number > 0"):
+        register_model(
+            "bad-cost",
+            lambda dim, *, generator=None: None,
+            description="x",
+            defaults={"optimizer": "adam", "steps": 1, "weight_decay": 0.0},
+            cost=cost,
+        )

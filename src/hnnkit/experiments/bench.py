@@ -42,7 +42,7 @@ from ..report.results import read_json
 from ._seeds import log_mode
 from .bench_cell import FAILED, OK, cell_problem
 from .engines import ENGINES, cpu_count, run_jobs
-from .grid import Cell, Grid, load_grid
+from .grid import Cell, Grid, load_grid, longest_first
 
 CELLS = "cells"
 SWEEP = "sweep.json"
@@ -190,7 +190,7 @@ def _bench_locked(
     computed = failed = 0
     if todo:
         by_hash = {c.hash: c for c in todo}
-        jobs = [(c.hash, c.experiment.to_dict()) for c in todo]
+        jobs = [(c.hash, c.experiment.to_dict()) for c in longest_first(todo)]
         results = run_jobs(jobs, engine=engine, workers=n_workers, address=address, setup=setup)
         progress = _Progress(len(todo), quiet, echo)
         try:

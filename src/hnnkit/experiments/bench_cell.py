@@ -35,7 +35,7 @@ OK, FAILED = "ok", "failed"
 #: The most time points of a stored error-against-time curve.
 CURVE_POINTS = 200
 #: Data sets kept in a worker's memory (cells of one data set differ in their model only).
-DATA_MEMORY = 4
+DATA_MEMORY = 8
 
 _DATA: OrderedDict[str, Dataset] = OrderedDict()
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -68,13 +69,21 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
+def _start_method() -> str:
+    """``fork`` on Linux: a worker starts at once, torch and hnnkit already imported (spawned
+    workers take seconds to import them, a fixed cost of every sweep). Each worker sets one
+    torch thread before its first cell, so it never enters a thread pool copied from the
+    driver. Elsewhere ``spawn`` (macOS and Windows do not fork safely)."""
+    return "fork" if sys.platform.startswith("linux") else "spawn"
+
+
 def run_local_pool(
     jobs: list[Job], workers: int, setup: Setup = None
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """The cells in a pool of ``workers`` spawned processes, yielded as they finish."""
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    ctx = multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context(_start_method())
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
         futures = {pool.submit(run_cell, exp, setup): key for key, exp in jobs}
         pending = set(futures)

@@ -48,7 +48,7 @@ from typing import Any
 from ..errors import DataFileError, HnnkitValueError, UnknownNameError
 from ..models import get_model, list_models
 from ..models.registry import PHASE_SPACE
-from ..systems import list_systems
+from ..systems import get_system, list_systems
 from .checks import check_keys, integer, number
 from .spec import TABLES, Experiment, resolve_train
 
@@ -102,6 +102,13 @@ class Cell:
         }
 
     @property
+    def cost(self) -> float:
+        """A rough relative cost of the cell's training, to start the costliest cells first:
+        the model's registered cost per step and state × steps × states per step (the batch
+        size, or every training state for full-batch training). Results do not depend on it."""
+        return estimated_cost(self.experiment)
+
+    @property
     def label(self) -> str:
         """``system/model/seedN`` (with ``noise=…`` and ``n=…`` when the grid has those axes)."""
         parts = [self.system, self.model, f"seed{self.seed}"]
@@ -148,6 +155,36 @@ class Grid:
                 f"{', …' if len(found) > 6 else ''}); give more digits of the hash"
             )
         return found[0]
+
+
+def estimated_cost(exp: Experiment) -> float:
+    """See :attr:`Cell.cost`; for a measured data set or a system that cannot be built here,
+    the data size defaults to 50 trajectories of 30 points."""
+    spec = resolve_train(exp)
+    data = exp.data
+    n_traj, n_points, test = 50, 30, 0.5
+    if not data.measured:
+        try:
+            system = get_system(data.system, **data.params)
+        except Exception:  # an estimate only: the cell itself reports the error
+            system = None
+        if system is not None:
+            n_traj = system.default_n_trajectories
+            n_points = system.default_n_points
+            test = system.default_test_fraction
+    n_traj = data.n_trajectories or n_traj
+    n_points = data.n_points or n_points
+    test = data.test_fraction if data.test_fraction is not None else test
+    states = max(1.0, n_traj * (1.0 - test)) * n_points
+    if spec.train.batch_size is not None:
+        states = min(states, spec.train.batch_size)
+    return get_model(exp.model.name).cost * (spec.train.steps or 1) * states
+
+
+def longest_first(cells: list[Cell] | tuple[Cell, ...]) -> list[Cell]:
+    """``cells`` by :attr:`Cell.cost`, costliest first (ties in their grid order), the order in
+    which a sweep starts them: on ``N`` workers the last cells to finish are then short ones."""
+    return sorted(cells, key=lambda c: -c.cost)
 
 
 def builtin_grids() -> dict[str, Path]:

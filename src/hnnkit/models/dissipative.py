@@ -222,4 +222,5 @@ register_model(
     # 0.0118 with 1e-5 against 0.0050 with 0 (the recording decays at 0.0119); noise-free
     # damped pendulum (gamma 0.1) 0.094 with 1e-5 against 0.098 with 0.
     defaults={"optimizer": "adam", "steps": 2000, "weight_decay": 1e-5},
+    cost=3,
 )

@@ -96,4 +96,5 @@ register_model(
     build_hnn,
     description="Hamiltonian NN: dx/dt = J∇H(x), H an MLP (Greydanus et al. 2019)",
     defaults={"optimizer": "adam", "steps": 2000, "weight_decay": 1e-4},
+    cost=2,
 )

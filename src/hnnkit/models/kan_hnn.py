@@ -132,4 +132,5 @@ register_model(
     # The seed report's full-batch L-BFGS, without weight decay; an L-BFGS step runs up to 20
     # inner iterations, so it needs far fewer steps than Adam.
     defaults={"optimizer": "lbfgs", "steps": 100, "weight_decay": 0.0},
+    cost=20,
 )

@@ -335,4 +335,5 @@ register_model(
     build_lnn,
     description="Lagrangian NN: L(q, dq/dt) an MLP, Euler-Lagrange accelerations (Cranmer et al. 2020)",
     defaults={"optimizer": "adam", "steps": 2000, "weight_decay": 0.0},
+    cost=8,
 )

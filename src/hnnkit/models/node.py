@@ -51,4 +51,5 @@ register_model(
         "loss": "rollout",
         "loss_options": NEURAL_ODE_LOSS_OPTIONS,
     },
+    cost=22,
 )

@@ -31,6 +31,11 @@ model with ``vector_field(t, x)``, ``"map"`` for a one-step map with ``step(x, h
 (:class:`hnnkit.models.maps.OneStepMap`, e.g. a SympNet); :func:`build_model` checks that the
 builder returns that kind.
 
+``cost`` is a rough relative cost of one training step per state (the baseline MLP = 1; the
+built-in models' values come from their ms per step in the zoo grid's spring cells, README);
+``hnnkit bench`` starts the costliest cells first so that no long cell is left running alone at
+the end of a sweep. It changes no result.
+
 ``data`` says what a model learns from (:data:`DATA_KINDS`): ``"phase-space"`` (the default)
 for the models above; ``"pixels"`` for a model whose builder's first argument is the size of a
 flattened input of pixels and whose ``vector_field`` acts on its latent code (the pixel
@@ -100,6 +105,8 @@ class ModelEntry:
         kind: ``"field"`` or ``"map"`` (:data:`MODEL_KINDS`).
         needs_system: whether the builder takes the keyword ``system`` (the data's true
             system, or ``None`` for measured data); it is not among :attr:`options`.
+        cost: relative cost of a training step per state (baseline MLP = 1), used only to
+            order the cells of a sweep.
     """
 
     name: str
@@ -110,6 +117,7 @@ class ModelEntry:
     data: str = PHASE_SPACE
     kind: str = FIELD
     needs_system: bool = False
+    cost: float = 1.0
 
     def accepts(self, option: str) -> bool:
         """Whether the builder takes the keyword option ``option``."""
@@ -210,6 +218,7 @@ def register_model(
     defaults: Mapping[str, Any],
     data: str = PHASE_SPACE,
     kind: str = FIELD,
+    cost: float = 1.0,
     replace: bool = False,
 ) -> ModelEntry:
     """Make ``builder`` available as ``build_model(name, dim, generator=...)`` and on the command line.
@@ -226,6 +235,8 @@ def register_model(
             it) or ``"pixels"`` (the builder's first argument is the flattened input size).
         kind: ``"field"`` (default: the builder returns a model with ``vector_field``) or
             ``"map"`` (a :class:`~hnnkit.models.maps.OneStepMap`).
+        cost: rough relative cost of a training step per state, the baseline MLP = 1
+            (default 1); only the order of a sweep's cells depends on it.
         replace: allow replacing another model registered under ``name``. Registering the
             same builder definition again (its module imported twice) is always allowed.
 
@@ -260,6 +271,10 @@ def register_model(
         raise HnnkitValueError(
             f"model {name!r}: kind must be one of {', '.join(MODEL_KINDS)}, got {kind!r}"
         )
+    if isinstance(cost, bool) or not isinstance(cost, int | float) or not 0 < cost < math.inf:
+        raise HnnkitValueError(
+            f"model {name!r}: cost must be a finite number > 0 (the baseline MLP = 1), got {cost!r}"
+        )
     options = _builder_options(name, builder)
     needs_system = "system" in inspect.signature(builder).parameters
     checked = _check_defaults(name, defaults)
@@ -272,6 +287,7 @@ def register_model(
         data=data,
         kind=kind,
         needs_system=needs_system,
+        cost=float(cost),
     )
     return _REGISTRY.register(name, entry, replace=replace)
 

@@ -123,4 +123,5 @@ register_model(
         "loss": "rollout",
         "loss_options": SRNN_LOSS_OPTIONS,
     },
+    cost=28,
 )

@@ -221,6 +221,7 @@ register_model(
     "(Jin et al. 2020)",
     defaults=SYMPNET_DEFAULTS,
     kind=MAP,
+    cost=0.6,
 )
 register_model(
     "g-sympnet",
@@ -228,6 +229,7 @@ register_model(
     description="G-SympNet: gradient-module shears, a symplectic one-step map (Jin et al. 2020)",
     defaults=SYMPNET_DEFAULTS,
     kind=MAP,
+    cost=0.4,
 )
 
 __all__ = ["SYMPNET_ACTIVATIONS", "VARIANTS", "SympNet", "build_g_sympnet", "build_la_sympnet"]
