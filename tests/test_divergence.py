@@ -65,3 +65,22 @@ def test_divergence_figure_writes_png_and_svg(result, tmp_path):
     paths = divergence_figure(result, tmp_path / "div", title="test", orbit_until=3.0)
     assert {p.suffix for p in paths} == {".png", ".svg"}
     assert all(p.stat().st_size > 0 for p in paths)
+
+
+def test_a_one_step_map_is_rolled_out_on_its_own_grid_beside_fields():
+    from hnnkit.models import build_model
+    from hnnkit.systems import TwoBody
+
+    system = TwoBody()
+    x0 = system.sample_initial(2, generator=torch.Generator().manual_seed(1))
+    sympnet = build_model("la-sympnet", 8, generator=torch.Generator().manual_seed(0))
+    sympnet.bind_time_step(0.07)
+    t = torch.linspace(0.0, 3.0, 31, dtype=torch.float64)  # 0.1 apart: not multiples of 0.07
+    out = divergence_rollouts(system, {"exact": system, "map": sympnet}, x0, t)
+    grid = out["t"]
+    steps = (grid - grid[0]) / 0.07
+    torch.testing.assert_close(steps, steps.round(), rtol=0, atol=1e-9)  # multiples of h
+    assert float(grid[-1]) <= 3.0 + 1e-9 and float(grid[-1]) > 3.0 - 2 * 0.07
+    assert out["models"]["map"].shape == out["true"].shape == (len(grid), 2, 8)
+    assert out["position_error"]["exact"].max() < 1e-6  # the field on the same grid
+    assert torch.isfinite(out["models"]["map"]).all()

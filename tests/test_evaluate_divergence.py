@@ -136,3 +136,40 @@ def test_a_diverged_model_reaches_the_long_horizon_table_as_diverged():
     assert row.count("diverged (4 of 10)") == 2  # rollout MSE and energy drift
     valid = float(row.split("|")[5].split()[0])  # the valid time is still a number
     assert 0 < valid < 8.0
+
+
+def test_dopri5_names_the_trajectory_it_gives_up_on_and_where():
+    from hnnkit.errors import SolverGaveUpError
+
+    x0 = torch.tensor([[-0.5, 1.0], [0.5, 1.0], [-1.0, 0.3]], dtype=torch.float64)
+    t = torch.linspace(0.0, 6.0, 61, dtype=torch.float64)
+    with pytest.raises(RuntimeError) as info:  # NonFiniteStateError or SolverGaveUpError
+        odeint(BlowUp().double().vector_field, x0, t, method="dopri5", rtol=1e-9, atol=1e-9)
+    assert info.value.index == (1,)  # q0 = 0.5 blows up at t = 2
+    assert info.value.time == pytest.approx(2.0, abs=1e-3)
+    few = dict(method="dopri5", rtol=1e-9, atol=1e-9, max_steps=5)
+    with pytest.raises(SolverGaveUpError, match="max_steps=5") as info:
+        odeint(BlowUp().double().vector_field, x0, t, **few)
+    assert len(info.value.index) == 1 and 0 <= info.value.time < 6.0
+
+
+def test_a_diverging_batch_is_solved_again_once_per_diverging_trajectory(monkeypatch):
+    import hnnkit.evaluate.maps as maps
+
+    batches = []
+    solve = maps._solve
+
+    def counted(f, x0, t, rtol, atol):
+        batches.append(x0.shape[0])
+        return solve(f, x0, t, rtol, atol)
+
+    monkeypatch.setattr(maps, "_solve", counted)
+    x0 = torch.tensor(
+        [[-0.5, 1.0], [0.5, 1.0], [-1.0, 0.3], [0.25, -0.2], [-2.0, 0.1]], dtype=torch.float64
+    )
+    t = torch.linspace(0.0, 6.0, 61, dtype=torch.float64)
+    out = rollout_model(BlowUp().double(), x0, t, rtol=1e-9, atol=1e-9)
+    whole = [b for b in batches if b > 1]
+    assert whole == [5, 4, 3]  # two blow-ups: two batches that fail, then the three others
+    assert torch.isfinite(out[:, [0, 2, 4]]).all()
+    assert not torch.isfinite(out[-1, [1, 3]]).any()

@@ -56,6 +56,24 @@ class NonFiniteStateError(HnnkitValueError, RuntimeError):
         return (_non_finite_state, (type(self), str(self.args[0]), self.time, self.index))
 
 
+class SolverGaveUpError(RuntimeError):
+    """An adaptive solver could not go on: a trajectory's step size underflowed, or the step
+    attempts ran out (``max_steps``) before the last output time.
+
+    ``time`` is where the trajectory ``index`` (its batch index; for running out of steps, the
+    unfinished trajectory that got least far) was when the solver stopped, so that a caller can
+    integrate the other trajectories without it.
+    """
+
+    def __init__(self, message: str, *, time: float, index: tuple[int, ...]):
+        self.time = time
+        self.index = index
+        super().__init__(message)
+
+    def __reduce__(self):
+        return (_non_finite_state, (type(self), str(self.args[0]), self.time, self.index))
+
+
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss."""
 

@@ -97,7 +97,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from .errors import HnnkitValueError, NonFiniteStateError, check_choice
+from .errors import HnnkitValueError, NonFiniteStateError, SolverGaveUpError, check_choice
 
 __all__ = [
     "RK4",
@@ -701,9 +701,10 @@ class Dopri5(Solver):
     Raises:
         HnnkitValueError: (from :meth:`integrate`) for a float16 or bfloat16 ``x0``: the
             error control needs float32 or float64.
-        RuntimeError: (from :meth:`integrate`) if ``max_steps`` step attempts do not reach
-            the last output time, or if a trajectory's step size underflows (stiff or
-            singular problem).
+        SolverGaveUpError: (a ``RuntimeError``; from :meth:`integrate`) if ``max_steps`` step
+            attempts do not reach the last output time, or if a trajectory's step size
+            underflows (stiff or singular problem); ``.index`` and ``.time`` say which
+            trajectory and where.
         NonFiniteStateError: (also a ``RuntimeError``) if the step size underflows because
             ``f`` or the trial state is NaN or infinite (the solution blows up).
     """
@@ -884,10 +885,12 @@ class Dopri5(Solver):
                     raise _non_finite_error(
                         "dopri5", float(t0[r]), j, bshape, "the trial state or f(t, x)"
                     )
-                raise RuntimeError(
+                raise SolverGaveUpError(
                     f"dopri5: step size underflow for {_batch_index(j, bshape)} at "
                     f"t={float(t0[r])} (h={float(h_new[r]):.3g}); the problem is stiff or "
-                    "singular there (the solution may blow up). Loosen rtol/atol, or check f there."
+                    "singular there (the solution may blow up). Loosen rtol/atol, or check f there.",
+                    time=float(t0[r]),
+                    index=_unravel(j, bshape),
                 )
             counts = status[0]
             n_hit = int(counts.sum())
@@ -964,13 +967,15 @@ class Dopri5(Solver):
     ) -> None:
         unfinished = (idx < len(t_host)).nonzero().flatten().cpu()
         j = int(unfinished[torch.argmin(tcur.detach().cpu()[unfinished])])
-        raise RuntimeError(
+        raise SolverGaveUpError(
             f"dopri5 exceeded max_steps={self.max_steps} step attempts before reaching "
             f"t={t_host[-1]}: {unfinished.numel()} of {n_traj} trajectories are unfinished "
             f"(the slowest, {_batch_index(int(gid[j]), bshape)}, is at t={float(tcur[j])} "
             f"with step h={float(h[j]):.3g}). The problem may be stiff or the solution may blow up. "
             f"Loosen rtol/atol (now rtol={self.rtol:g}, atol={self.atol:g}), raise max_steps, "
-            "or use a fixed-step method."
+            "or use a fixed-step method.",
+            time=float(tcur[j]),
+            index=_unravel(int(gid[j]), bshape),
         )
 
 
@@ -1076,8 +1081,9 @@ def odeint(
             method, if the state becomes NaN or infinite (the solution blows up, or the step
             is too large); the message, ``.time`` and ``.index`` give the first output time
             and trajectory affected.
-        RuntimeError: if ``dopri5`` exceeds ``max_steps`` or its step size underflows, or
-            the implicit-midpoint iteration does not converge.
+        SolverGaveUpError: (a ``RuntimeError``) if ``dopri5`` exceeds ``max_steps`` or its
+            step size underflows; ``.index`` and ``.time`` say which trajectory and where.
+        RuntimeError: if the implicit-midpoint iteration does not converge.
 
     Example:
         >>> import torch

@@ -335,12 +335,12 @@ def evaluate_original(
     if system is None:
         t, true = _measured_test_segment(dataset)
         x0 = true[0]
-        preds = {k: rollout(m, x0, t, **tol) for k, m in m64.items()}
+        preds = {k: rollout_model(m, x0, t, **tol) for k, m in m64.items()}
     elif protocol.clock_stretch is None:
         x0 = _original_starts(protocol, system, seed)
         t = torch.linspace(0, protocol.span, protocol.n_points, dtype=torch.float64)
         true = rollout(system, x0, t, **tol)
-        preds = {k: rollout(m, x0, t, **tol) for k, m in m64.items()}
+        preds = {k: rollout_model(m, x0, t, **tol) for k, m in m64.items()}
     else:
         # Trial i integrates the truth over [0, span·s^i] and the models over s× that. All
         # run as one batch on a shared unit clock u ∈ [0, 1]: dx/du = T_i · f(x).
@@ -590,9 +590,13 @@ def divergence_rollouts(
 
     Args:
         system: the true planar N-body system (state ``(q, p)``, 2 coordinates per body).
-        models: name → model with ``vector_field(t, x)``.
+        models: name → model with ``vector_field(t, x)``, or a one-step map
+            (:func:`hnnkit.models.is_map`); a rollout that blows up is NaN from then on
+            (:func:`~hnnkit.evaluate.maps.rollout_model`).
         x0: initial states ``(B, 2·dof)`` or one state ``(2·dof,)``.
-        t: times ``(T,)``, starting at the initial time.
+        t: times ``(T,)``, starting at the initial time; with maps among ``models``, every
+            rollout is on the maps' grid instead (multiples of their step over the same span,
+            about ``T`` times, :func:`~hnnkit.evaluate.maps.map_grid`), returned as ``t``.
         fraction: divergence threshold as a fraction of the orbit scale (default 0.1).
 
     Returns:
@@ -628,6 +632,10 @@ def divergence_rollouts(
     def rel_change(e: Tensor, scale: Tensor) -> Tensor:
         return (e - e[0]).abs().amax(0) / scale
 
+    m64 = {k: as_float64(m) if isinstance(m, nn.Module) else m for k, m in models.items()}
+    h_map = map_time_step({k: m for k, m in m64.items() if isinstance(m, nn.Module)})
+    if h_map is not None:  # the models share the maps' grid, as in evaluate_corrected
+        t, _ = map_grid(h_map, (float(t[0]), float(t[-1])), len(t))
     true = rollout(system, x0, t, rtol=1e-10, atol=1e-10)
     orbit_scale = positions(true[0]).pow(2).sum(-1).mean(-1).sqrt()
     threshold = fraction * orbit_scale
@@ -648,9 +656,8 @@ def divergence_rollouts(
     }
     h0 = out["true_energy"]["truth"][0].abs().clamp_min(1e-300)
     out["energy_drift"]["truth"] = rel_change(out["true_energy"]["truth"], h0)
-    for name, model in models.items():
-        m = as_float64(model) if isinstance(model, nn.Module) else model
-        pred = rollout(m, x0, t, rtol=1e-9, atol=1e-9)
+    for name, m in m64.items():
+        pred = rollout_model(m, x0, t, rtol=1e-9, atol=1e-9)
         out["models"][name] = pred
         err = (positions(pred) - positions(true)).pow(2).sum(-1).mean(-1).sqrt()
         out["position_error"][name] = err

@@ -102,9 +102,9 @@ def steps_on(model: OneStepMap, t: Tensor) -> int:
     return n
 
 
-#: Step attempts one dopri5 call may take while :func:`rollout_model` searches a diverging
-#: batch (a blow-up reaches the step size underflow in about a thousand), so that it costs
-#: seconds, not the minutes of the default cap.
+#: Step attempts one dopri5 call may take while :func:`rollout_model` sets aside the
+#: diverging trajectories of a batch (a blow-up reaches the step size underflow in about a
+#: thousand), so that it costs seconds, not the minutes of the default cap.
 RETRY_MAX_STEPS = 1_000
 
 
@@ -128,21 +128,28 @@ def _by_interval(f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float) -
     return out
 
 
-def _split(f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float, failed: bool) -> Tensor:
-    """Bisect ``x0`` ``(B, d)`` until every part integrates (``failed``: this part is known to
-    fail); a lone failing trajectory goes through :func:`_by_interval`."""
-    if not failed:
+def _without_failing(f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float) -> Tensor:
+    """``x0`` ``(B, d)`` integrated in one batch without the trajectories the solver gives up
+    on: each failure names its trajectory (:class:`~hnnkit.errors.SolverGaveUpError`,
+    :class:`~hnnkit.errors.NonFiniteStateError`), which is set aside and integrated alone
+    (:func:`_by_interval`); the rest are integrated again. A failure that names no trajectory
+    sets the whole remaining batch aside."""
+    out = torch.full((len(t), *x0.shape), math.nan, dtype=x0.dtype, device=x0.device)
+    keep = list(range(x0.shape[0]))
+    alone: list[int] = []
+    while keep:
         try:
-            return _solve(f, x0, t, rtol, atol)
-        except RuntimeError:
-            pass
-    if x0.shape[0] == 1:
-        return _by_interval(f, x0, t, rtol, atol)
-    half = x0.shape[0] // 2
-    first = _split(f, x0[:half], t, rtol, atol, failed=False)
-    # the part failed; if its first half did not, its second half must
-    second = _split(f, x0[half:], t, rtol, atol, failed=bool(torch.isfinite(first).all()))
-    return torch.cat([first, second], dim=1)
+            out[:, keep] = _solve(f, x0[keep], t, rtol, atol)
+            break
+        except RuntimeError as exc:
+            index = getattr(exc, "index", None)
+            if not (isinstance(index, tuple) and len(index) == 1 and 0 <= index[0] < len(keep)):
+                alone += keep
+                break
+            alone.append(keep.pop(index[0]))
+    for b in alone:
+        out[:, b : b + 1] = _by_interval(f, x0[b : b + 1], t, rtol, atol)
+    return out
 
 
 @torch.no_grad()
@@ -153,11 +160,11 @@ def rollout_model(model: Any, x0: Tensor, t: Tensor, *, rtol: float, atol: float
     A field whose flow blows up from some start states (an undertrained Lagrangian network
     whose mass matrix turns singular, a diverging baseline) does not fail the rollout: when
     dopri5 gives up on the batch (step size underflow, a non-finite state, too many steps),
-    the batch is bisected to find the trajectories it gave up on, each part with at most
-    :data:`RETRY_MAX_STEPS` step attempts; a failing trajectory is integrated one output
-    interval at a time and is NaN from the first output time it does not reach. The other
-    trajectories are integrated as usual (without a divergence the batch is integrated in one
-    call, as before). A field that fails at its very start states is an error, not a
+    the trajectory it names is set aside and the others are integrated again, with at most
+    :data:`RETRY_MAX_STEPS` step attempts per call, until they pass; a trajectory set aside is
+    integrated one output interval at a time and is NaN from the first output time it does not
+    reach. The others are integrated as usual (without a divergence the batch is integrated in
+    one call, as before). A field that fails at its very start states is an error, not a
     divergence.
 
     Returns:
@@ -175,7 +182,7 @@ def rollout_model(model: Any, x0: Tensor, t: Tensor, *, rtol: float, atol: float
         if x0.ndim != 2:
             raise
         model.vector_field(t[:1].expand(x0.shape[0], 1), x0)  # raises for a broken field
-        return _split(model.vector_field, x0, t, rtol, atol, failed=True)
+        return _without_failing(model.vector_field, x0, t, rtol, atol)
 
 
 def map_step_function(model: OneStepMap) -> Callable[[Tensor], Tensor]:
