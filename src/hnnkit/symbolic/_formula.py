@@ -583,12 +583,21 @@ def hamiltonian_terms(
     """
     if isinstance(expr, str):
         expr = sympy.sympify(expr, locals={s.name: s for s in symbols})
+    _, terms = term_coefficients(expr, symbols)
+    return {k: v for k, v in terms.items() if v != 0}
+
+
+def term_coefficients(
+    expr: sympy.Expr, symbols: Sequence[sympy.Symbol]
+) -> tuple[sympy.Expr, dict[sympy.Expr, float]]:
+    """``(additive constant, {term without its coefficient: coefficient})`` of ``expr``
+    expanded (equal terms merged, in the order sympy lists the summands)."""
     expanded = sympy.expand(expr, power_exp=False, log=False, trig=False)
-    _, rest = expanded.as_independent(*symbols, as_Add=True)
+    const, rest = expanded.as_independent(*symbols, as_Add=True)
     out: dict[sympy.Expr, float] = {}
     for term in sympy.Add.make_args(rest):
         if term == 0:
             continue
         c, basis = term.as_coeff_Mul()
         out[basis] = out.get(basis, 0.0) + float(c)
-    return {k: v for k, v in out.items() if v != 0}
+    return const, out

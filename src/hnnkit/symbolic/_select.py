@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from ._evidence import EVIDENCE_Z, Term, field_columns, select_by_evidence
-from ._formula import Part, parts_loss, refit_parts
+from ._formula import Part, parts_loss, refit_parts, term_coefficients
 
 
 def candidate_terms(
@@ -21,14 +21,7 @@ def candidate_terms(
 ) -> tuple[sympy.Expr, list[tuple[sympy.Expr, float]]]:
     """``(additive constant, [(term without its coefficient, coefficient), ...])`` of ``expr``
     (expanded; equal terms merged; in a stable order)."""
-    expr = sympy.expand(expr, power_exp=False, log=False, trig=False)
-    const, rest = expr.as_independent(*symbols, as_Add=True)
-    merged: dict[sympy.Expr, float] = {}
-    for term in sympy.Add.make_args(rest):
-        if term == 0:
-            continue
-        c, basis = term.as_coeff_Mul()
-        merged[basis] = merged.get(basis, 0.0) + float(c)
+    const, merged = term_coefficients(expr, symbols)
     ordered = sorted(merged.items(), key=lambda kv: sympy.default_sort_key(kv[0]))
     return const, ordered
 

@@ -6,6 +6,7 @@ Spring(k=2.0, m=0.5, radius_range=(0.1, 1.0))
 """
 
 from .base import HamiltonianSystem as HamiltonianSystem
+from .base import ZooSystem as ZooSystem
 from .base import get_system as get_system
 from .base import list_systems as list_systems
 from .base import register_system as register_system
@@ -55,6 +56,7 @@ __all__ = [
     "Spring",
     "ThreeBody",
     "TwoBody",
+    "ZooSystem",
     "get_system",
     "list_systems",
     "parse_hamiltonian",

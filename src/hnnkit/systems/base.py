@@ -449,6 +449,20 @@ _REGISTRY: Registry[Callable[..., HamiltonianSystem]] = Registry("system")
 _MEASURED = "real-pendulum"  # a dataset name that is not a system (hnnkit.data.real_pendulum)
 
 
+class ZooSystem(HamiltonianSystem):
+    """The defaults every system of the benchmark zoo shares (double pendulum, Hénon–Heiles,
+    Duffing, coupled oscillators, FPU-β, elastic pendulum): datasets of 50 noise-free
+    trajectories of 50 points over [0, 10], 20% held out, and a kinetic energy quadratic in
+    the momenta (so the velocity maps of :class:`HamiltonianSystem` apply)."""
+
+    default_t_span = (0.0, 10.0)
+    default_n_points = 50
+    default_n_trajectories = 50
+    default_noise_std = 0.0
+    default_test_fraction = 0.2
+    quadratic_momentum = True
+
+
 def register_system(name: str, cls: Callable[..., HamiltonianSystem]) -> None:
     """Make ``cls`` available as ``get_system(name, **params)`` and on the command line."""
     if not isinstance(name, str) or not name:

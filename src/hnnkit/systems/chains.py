@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..errors import HnnkitValueError
 from ..phase_space import join, split
-from .base import HamiltonianSystem, check_positive
+from .base import ZooSystem, check_positive
 from .energy_band import check_energy_band, sample_energy_band
 
 
@@ -30,7 +30,7 @@ def _sum(terms: list[str]) -> str:
     return " + ".join(terms)
 
 
-class CoupledOscillators(HamiltonianSystem):
+class CoupledOscillators(ZooSystem):
     r"""``n`` masses, each on its own spring to rest, neighbours joined by coupling springs.
 
     .. math::
@@ -66,13 +66,7 @@ class CoupledOscillators(HamiltonianSystem):
         HnnkitValueError: for ``n`` outside 1..64, a non-positive constant or a bad band.
     """
 
-    default_t_span = (0.0, 10.0)
-    default_n_points = 50
-    default_n_trajectories = 50
-    default_noise_std = 0.0
-    default_test_fraction = 0.2
     separable = True
-    quadratic_momentum = True
 
     def __init__(
         self,
@@ -135,7 +129,7 @@ class CoupledOscillators(HamiltonianSystem):
         }
 
 
-class FPUBeta(HamiltonianSystem):
+class FPUBeta(ZooSystem):
     r"""The Fermi–Pasta–Ulam–Tsingou β chain: ``n`` masses between two fixed walls.
 
     .. math::
@@ -167,13 +161,7 @@ class FPUBeta(HamiltonianSystem):
             ``beta`` or a bad band.
     """
 
-    default_t_span = (0.0, 10.0)
-    default_n_points = 50
-    default_n_trajectories = 50
-    default_noise_std = 0.0
-    default_test_fraction = 0.2
     separable = True
-    quadratic_momentum = True
 
     def __init__(
         self,

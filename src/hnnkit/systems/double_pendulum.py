@@ -8,11 +8,11 @@ import torch
 from torch import Tensor
 
 from ..phase_space import join, split
-from .base import HamiltonianSystem, check_positive
+from .base import ZooSystem, check_positive
 from .energy_band import check_energy_band, sample_energy_band
 
 
-class DoublePendulum(HamiltonianSystem):
+class DoublePendulum(ZooSystem):
     r"""Two point masses on rigid massless rods, the second hanging from the first.
 
     Coordinates: ``q1``, ``q2`` are the angles of the rods from the downward vertical (rad);
@@ -56,13 +56,7 @@ class DoublePendulum(HamiltonianSystem):
             turn-over energy.
     """
 
-    default_t_span = (0.0, 10.0)
-    default_n_points = 50
-    default_n_trajectories = 50
-    default_noise_std = 0.0
-    default_test_fraction = 0.2
     separable = False
-    quadratic_momentum = True
     formula = (
         "(m2*l2**2*p1**2 + (m1 + m2)*l1**2*p2**2 - 2*m2*l1*l2*p1*p2*cos(q1 - q2))"
         "/(2*m2*l1**2*l2**2*(m1 + m2*sin(q1 - q2)**2))"

@@ -10,11 +10,11 @@ from torch import Tensor
 
 from ..errors import HnnkitValueError
 from ..phase_space import join, split
-from .base import HamiltonianSystem, check_positive
+from .base import ZooSystem, check_positive
 from .energy_band import check_energy_band, sample_energy_band
 
 
-class Duffing(HamiltonianSystem):
+class Duffing(ZooSystem):
     r"""Undriven, undamped Duffing oscillator, :math:`H = p^2/2m + \alpha q^2/2 + \beta q^4/4`.
 
     The equation of motion is :math:`m\ddot q = -\alpha q - \beta q^3`. The defaults
@@ -47,13 +47,7 @@ class Duffing(HamiltonianSystem):
             ``beta <= 0``), or a band outside the bounded motion.
     """
 
-    default_t_span = (0.0, 10.0)
-    default_n_points = 50
-    default_n_trajectories = 50
-    default_noise_std = 0.0
-    default_test_fraction = 0.2
     separable = True
-    quadratic_momentum = True
     formula = "p**2/(2*m) + alpha*q**2/2 + beta*q**4/4"
 
     def __init__(

@@ -9,11 +9,11 @@ import torch
 from torch import Tensor
 
 from ..phase_space import join, split
-from .base import HamiltonianSystem, check_positive
+from .base import ZooSystem, check_positive
 from .energy_band import check_energy_band, sample_energy_band
 
 
-class ElasticPendulum(HamiltonianSystem):
+class ElasticPendulum(ZooSystem):
     r"""A mass on a spring that swings in a vertical plane.
 
     Coordinates: ``q1 = r``, the length of the spring, and ``q2 = θ``, its angle from the
@@ -51,13 +51,7 @@ class ElasticPendulum(HamiltonianSystem):
         HnnkitValueError: for a non-positive constant or a band that reaches ``2 m g l0``.
     """
 
-    default_t_span = (0.0, 10.0)
-    default_n_points = 50
-    default_n_trajectories = 50
-    default_noise_std = 0.0
-    default_test_fraction = 0.2
     separable = False
-    quadratic_momentum = True
     formula = (
         "p1**2/(2*m) + p2**2/(2*m*q1**2) + k*(q1 - l0)**2/2 - m*g*q1*cos(q2) + m*g*(l0 + m*g/(2*k))"
     )

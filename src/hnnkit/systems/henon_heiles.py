@@ -8,11 +8,11 @@ import torch
 from torch import Tensor
 
 from ..phase_space import join, split
-from .base import HamiltonianSystem, check_positive
+from .base import ZooSystem, check_positive
 from .energy_band import check_energy_band, sample_energy_band
 
 
-class HenonHeiles(HamiltonianSystem):
+class HenonHeiles(ZooSystem):
     r"""Hénon–Heiles, :math:`H = \tfrac12(p_x^2 + p_y^2) + \tfrac12(x^2 + y^2) + \lambda\,(x^2 y - y^3/3)`.
 
     Coordinates ``q1 = x``, ``q2 = y`` (dimensionless positions), ``p1 = p_x``, ``p2 = p_y``;
@@ -39,13 +39,7 @@ class HenonHeiles(HamiltonianSystem):
         HnnkitValueError: for a non-positive ``lam`` or a band that reaches the escape energy.
     """
 
-    default_t_span = (0.0, 10.0)
-    default_n_points = 50
-    default_n_trajectories = 50
-    default_noise_std = 0.0
-    default_test_fraction = 0.2
     separable = True
-    quadratic_momentum = True
     formula = "(p1**2 + p2**2)/2 + (q1**2 + q2**2)/2 + lam*(q1**2*q2 - q2**3/3)"
 
     def __init__(self, lam: float = 1.0, energy_range: tuple[float, float] = (0.02, 0.14)):
