@@ -355,3 +355,21 @@ def test_local_workers_fork_on_linux_and_spawn_elsewhere(monkeypatch):
     for other in ("darwin", "win32"):
         monkeypatch.setattr(engines.sys, "platform", other)
         assert engines._start_method() == "spawn"
+
+
+def test_the_time_left_weighs_the_cells_by_their_estimated_cost(monkeypatch):
+    from hnnkit.experiments import bench as bench_module
+
+    grid = parse_grid(
+        {"systems": ["spring"], "models": ["srnn", "baseline"], "seeds": 1, "train": {"steps": 10}}
+    )
+    srnn, baseline = grid.cells
+    clock = iter([100.0, 156.0])
+    monkeypatch.setattr(bench_module.time, "perf_counter", lambda: next(clock))
+    lines = []
+    progress = bench_module._Progress([srnn, baseline], quiet=False, echo=lines.append)
+    monkeypatch.setattr(bench_module, "log_mode", lambda: True)
+    progress.bar = None
+    progress.update(srnn, {"status": "ok", "seconds": 56.0})
+    # 56 s for a cost of 28 units; the baseline's 1 unit is left: about 2 s, not another 56 s
+    assert lines[-1].endswith("about 2 s left"), lines

@@ -192,7 +192,7 @@ def _bench_locked(
         by_hash = {c.hash: c for c in todo}
         jobs = [(c.hash, c.experiment.to_dict()) for c in longest_first(todo)]
         results = run_jobs(jobs, engine=engine, workers=n_workers, address=address, setup=setup)
-        progress = _Progress(len(todo), quiet, echo)
+        progress = _Progress(todo, quiet, echo)
         try:
             for key, record in results:
                 cell = by_hash[key]
@@ -300,30 +300,50 @@ def cells_csv(grid: Grid, records: dict[str, dict[str, Any]]) -> str:
 
 class _Progress:
     """A bar over the cells with the time left (tqdm) in a terminal; in a log file one line per
-    finished cell with the time left; nothing when ``quiet``."""
+    finished cell with the time left; nothing when ``quiet``. The time left scales the time so
+    far by the estimated cost of the cells left against that of the cells done
+    (:attr:`~hnnkit.experiments.grid.Cell.cost`), as the costliest cells run first."""
 
-    def __init__(self, total: int, quiet: bool, echo: Callable[[str], None]):
-        self.total, self.done, self.quiet, self.echo = total, 0, quiet, echo
+    def __init__(self, cells: list[Cell], quiet: bool, echo: Callable[[str], None]):
+        self.total, self.done, self.quiet, self.echo = len(cells), 0, quiet, echo
+        self.cost = {c.hash: c.cost for c in cells}
+        self.cost_total, self.cost_done = sum(self.cost.values()), 0.0
         self.t0 = time.perf_counter()
         self.bar = None
         if not quiet and not log_mode():
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, unit="cell", desc="cells", dynamic_ncols=True)
+            self.bar = tqdm(  # its own time left counts cells; ours weighs them by cost
+                total=self.total,
+                unit="cell",
+                desc="cells",
+                dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",
+            )
+
+    def left(self) -> float:
+        """Estimated seconds until the last cell finishes."""
+        elapsed = time.perf_counter() - self.t0
+        if self.cost_done <= 0:
+            return elapsed / max(self.done, 1) * (self.total - self.done)
+        return elapsed * max(self.cost_total - self.cost_done, 0.0) / self.cost_done
 
     def update(self, cell: Cell, record: dict[str, Any]) -> None:
         self.done += 1
+        self.cost_done += self.cost.get(cell.hash, 0.0)
         status = "done" if record["status"] == OK else f"FAILED ({record.get('error', '')[:120]})"
         if self.bar is not None:
-            self.bar.set_postfix_str(f"{cell.label} {record['status']}", refresh=False)
+            self.bar.set_postfix_str(
+                f"{cell.label} {record['status']}; about {_duration(self.left())} left",
+                refresh=False,
+            )
             self.bar.update(1)
             if record["status"] != OK:
                 self.bar.write(f"cell {cell.hash} ({cell.label}) {status}")
             return
         if self.quiet and record["status"] == OK:
             return
-        elapsed = time.perf_counter() - self.t0
-        left = elapsed / self.done * (self.total - self.done)
+        left = self.left()
         seconds = record.get("seconds")
         took = f" in {seconds:.1f} s" if isinstance(seconds, int | float) else ""
         self.echo(
