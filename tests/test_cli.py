@@ -14,6 +14,21 @@ def test_systems_lists_every_registered_system(capsys):
     assert "k*q**2/2 + p**2/(2*m)" in out
 
 
+def test_systems_shortens_long_formulas_unless_full(capsys):
+    from hnnkit.cli import FORMULA_WIDTH
+    from hnnkit.systems import FPUBeta
+
+    whole = str(FPUBeta().formula)
+    assert len(whole) > FORMULA_WIDTH
+    assert main(["systems"]) == 0
+    out = capsys.readouterr().out
+    fpu = next(line for line in out.splitlines() if line.startswith("fpu-beta"))
+    assert whole not in out and whole[: FORMULA_WIDTH - 1] + "…" in fpu
+    assert "--full prints them whole" in out
+    assert main(["systems", "--full"]) == 0
+    assert whole in capsys.readouterr().out
+
+
 def test_train_then_evaluate_writes_a_complete_run_dir(tmp_path, capsys):
     run = tmp_path / "run"
     args = [

@@ -289,6 +289,10 @@ def _check_config_matches_checkpoint(cfg: dict, state: dict, cfg_path: Path, adv
         )
 
 
+#: The longest Hamiltonian ``hnnkit systems`` prints in its table without ``--full``.
+FORMULA_WIDTH = 80
+
+
 def cmd_systems(args: argparse.Namespace) -> int:
     """``hnnkit systems``: every registered system, the measured real pendulum and ``custom``."""
     from .data.real_pendulum import ENERGY_K
@@ -322,10 +326,18 @@ def cmd_systems(args: argparse.Namespace) -> int:
             "hnnkit.data.real_pendulum()",
         )
     )
+    shortened = False
+    if not args.full:
+        for i, r in enumerate(rows):
+            if len(r[3]) > FORMULA_WIDTH:
+                rows[i] = (*r[:3], r[3][: FORMULA_WIDTH - 1] + "…", r[4])
+                shortened = True
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for r in rows:
         cells = [r[0].ljust(widths[0]), r[1].ljust(widths[1]), r[2].rjust(widths[2])]
         print(f"{'  '.join(cells)}  {r[3].ljust(widths[3])}  {r[4]}".rstrip())
+    if shortened:
+        print(f"(…: a formula longer than {FORMULA_WIDTH} characters; --full prints them whole)")
     return 0
 
 
@@ -1486,6 +1498,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser(
         "systems", help="list the registered physical systems and their Hamiltonians"
+    )
+    s.add_argument(
+        "--full",
+        action="store_true",
+        help=f"print every Hamiltonian whole (default: shortened to {FORMULA_WIDTH} characters)",
     )
     s.set_defaults(func=cmd_systems)
 
