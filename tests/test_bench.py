@@ -351,7 +351,11 @@ def test_the_cost_estimate_scales_with_steps_and_the_batch():
 
 def test_local_workers_fork_on_linux_and_spawn_elsewhere(monkeypatch):
     monkeypatch.setattr(engines.sys, "platform", "linux")
+    monkeypatch.delitem(sys.modules, "ray", raising=False)
     assert engines._start_method() == "fork"
+    monkeypatch.setitem(sys.modules, "ray", object())  # Ray's threads: never fork them
+    assert engines._start_method() == "spawn"
+    monkeypatch.delitem(sys.modules, "ray")
     for other in ("darwin", "win32"):
         monkeypatch.setattr(engines.sys, "platform", other)
         assert engines._start_method() == "spawn"

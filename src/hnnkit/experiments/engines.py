@@ -70,11 +70,15 @@ def _init_worker() -> None:
 
 
 def _start_method() -> str:
-    """``fork`` on Linux: a worker starts at once, torch and hnnkit already imported (spawned
-    workers take seconds to import them, a fixed cost of every sweep). Each worker sets one
-    torch thread before its first cell, so it never enters a thread pool copied from the
-    driver. Elsewhere ``spawn`` (macOS and Windows do not fork safely)."""
-    return "fork" if sys.platform.startswith("linux") else "spawn"
+    """``fork`` on Linux (Python's own default there before 3.14): a worker starts at once,
+    torch and hnnkit already imported, where a spawned one takes seconds to import them, a
+    fixed cost of every sweep. Each worker sets one torch thread before its first cell, so it
+    never enters a thread pool copied from the driver. ``spawn`` elsewhere (macOS and Windows
+    do not fork safely) and in a process that has imported Ray, whose threads a fork would copy
+    mid-flight."""
+    if sys.platform.startswith("linux") and "ray" not in sys.modules:
+        return "fork"
+    return "spawn"
 
 
 def run_local_pool(
