@@ -25,6 +25,8 @@ from .leaderboard import cell_value, confidence_interval
 TIME_PANELS = (("rollout_mse", "rollout MSE"), ("energy_mse", "energy MSE"))
 #: ``(column, axis label)`` of the data-efficiency panels.
 SIZE_PANELS = (("test_loss", "test loss (derivative MSE)"), ("rollout_mse", "rollout MSE"))
+#: Factor between the x positions of neighbouring models in the data-efficiency panels.
+DODGE = 1.04
 
 
 def _as_array(values: list[Any]) -> np.ndarray:
@@ -84,15 +86,18 @@ def data_efficiency(
     *,
     title: str,
 ) -> list[Path] | None:
-    """Test loss and rollout MSE against the number of training trajectories (log–log), one
-    line per model: the mean over seeds with its 95% confidence interval as error bars (a bar
-    reaching zero is cut at a tenth of the mean)."""
+    """Test loss and rollout MSE against the number of trajectories in the data set (the grid's
+    ``n_trajectories`` axis, of which the system's test fraction is held out; log x), one line
+    per model: the mean over seeds with its 95% confidence interval as error bars (a bar
+    reaching zero is cut at a tenth of the mean), the models side by side a little apart so
+    that their bars do not hide each other."""
     if len(sizes) < 2:
         return None
     with plt.rc_context(style.RC):
         fig, axes = plt.subplots(1, len(SIZE_PANELS), figsize=(11.0, 4.0))
         for ax, (key, label) in zip(axes, SIZE_PANELS, strict=True):
-            for model in models:
+            for i, model in enumerate(models):
+                apart = DODGE ** (i - (len(models) - 1) / 2)  # this model's x offset (log axis)
                 xs, ys, errs = [], [], []
                 for size in sizes:
                     done = [
@@ -105,7 +110,7 @@ def data_efficiency(
                     ci = confidence_interval([cell_value(r, key) for r in done])
                     if ci is None:
                         continue
-                    xs.append(size)
+                    xs.append(size * apart)
                     ys.append(ci.mean)
                     half = 0.0 if ci.half is None else ci.half
                     # a log axis cannot show a bar reaching zero: cut it at a tenth of the mean
@@ -120,7 +125,7 @@ def data_efficiency(
             ax.set_xticks(sizes)
             ax.set_xticklabels([str(s) for s in sizes])
             ax.minorticks_off()
-            ax.set_xlabel("training trajectories")
+            ax.set_xlabel("trajectories in the data set (train + held out)")
             ax.set_ylabel(label)
             ax.set_title(f"{title}: {label}")
         style.figure_legend(fig, axes)
