@@ -3,14 +3,14 @@
 Runs the cells of one grid (default: the built-in ``smoke`` grid, 18 cells of 30 training
 steps) through each engine in the same process, one after the other:
 
-The cells start costliest first, as ``hnnkit bench`` starts them, after one untimed cell that
-warms up this process (torch's and hnnkit's first-call costs, paid once per process).
-
 * ``sequential``: one cell after the other in this process (``--workers 1``);
 * ``local x2``: a pool of 2 worker processes (``--workers 2``; forked on Linux, spawned
   elsewhere), their start included;
 * ``ray x2``: Ray tasks on a local Ray instance of 2 CPUs, started before the clock (its start
   is timed and printed separately), the Ray workers' start included.
+
+The cells start costliest first, as ``hnnkit bench`` starts them, after one untimed cell that
+warms up this process (torch's and hnnkit's first-call costs, paid once per process).
 
 Each engine runs the cells only (:func:`hnnkit.experiments.engines.run_jobs`, as ``hnnkit
 bench`` does; the leaderboard, the same for every engine, is left out), reports cells per
@@ -35,6 +35,7 @@ import tomllib
 import torch
 
 from _common import machine_line
+from hnnkit.experiments import bench_cell
 from hnnkit.experiments.engines import run_jobs, start_ray
 from hnnkit.experiments.grid import builtin_grids, longest_first, parse_grid
 
@@ -49,6 +50,7 @@ def numbers(record: dict) -> dict:
 
 
 def timed(label: str, jobs: list, **engine) -> tuple[float, dict]:
+    bench_cell._DATA.clear()  # every engine simulates its data sets (forked workers would not)
     t0 = time.perf_counter()
     records = dict(run_jobs(jobs, **engine))
     seconds = time.perf_counter() - t0
@@ -78,7 +80,7 @@ def main() -> int:
     print(machine_line(1))
     print(f"grid {grid.name}: {len(jobs)} cells, {grid.cells[0].experiment.train.steps} steps each")
     print(f"command: python benchmarks/bench_sweep.py {' '.join(sys.argv[1:])}".rstrip())
-    run_jobs(jobs[-1:], workers=1)  # untimed: the one-time start-up of torch and hnnkit
+    list(run_jobs(jobs[-1:], workers=1))  # untimed: the one-time start-up of torch and hnnkit
     t_seq, ref = timed("sequential", jobs, workers=1)
     t_pool, pool = timed("local x2", jobs, workers=2)
     assert pool == ref, "the local pool gave other numbers than the sequential run"

@@ -84,3 +84,29 @@ def test_a_one_step_map_is_rolled_out_on_its_own_grid_beside_fields():
     assert out["models"]["map"].shape == out["true"].shape == (len(grid), 2, 8)
     assert out["position_error"]["exact"].max() < 1e-6  # the field on the same grid
     assert torch.isfinite(out["models"]["map"]).all()
+
+
+def test_a_rollout_that_blows_up_has_diverged_at_its_blow_up():
+    class Explodes(nn.Module):
+        """The true field until t = 1, then NaN: exact up to its blow-up, lost at once."""
+
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(()))
+            self.system = ThreeBody()
+
+        def vector_field(self, t, x):
+            f = self.system.vector_field(t, x)
+            return f * math.nan if float(torch.as_tensor(t).max()) >= 1.0 else f
+
+    system = ThreeBody()
+    x0 = system.sample_initial(1, generator=torch.Generator().manual_seed(0))
+    t = torch.linspace(0, 3, 61, dtype=torch.float64)
+    out = divergence_rollouts(system, {"explodes": Explodes()}, x0, t)
+    lost = ~torch.isfinite(out["models"]["explodes"][:, 0]).all(-1)
+    assert bool(lost[-1])  # it blew up within the span
+    first_nan = float(t[int(lost.float().argmax())])
+    td = float(out["divergence_time"]["explodes"][0])
+    assert float(out["position_error"]["explodes"][: int(lost.float().argmax()), 0].max()) < 1e-6
+    assert td == pytest.approx(first_nan)  # diverged when it blew up, not "no divergence"
+    assert 1.0 <= first_nan <= 1.05 + 1e-9

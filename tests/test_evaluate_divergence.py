@@ -173,3 +173,47 @@ def test_a_diverging_batch_is_solved_again_once_per_diverging_trajectory(monkeyp
     assert whole == [5, 4, 3]  # two blow-ups: two batches that fail, then the three others
     assert torch.isfinite(out[:, [0, 2, 4]]).all()
     assert not torch.isfinite(out[-1, [1, 3]]).any()
+
+
+class Refuses(BlowUp):
+    """BlowUp's field, refusing (as an LNN with a singular mass matrix does) any state with
+    q > 1.5, i.e. from q0 > 0 after t = 1/q0 - 1/1.5."""
+
+    def vector_field(self, t, x):
+        if bool((x[..., 0] > 1.5).any()):
+            from hnnkit.errors import HnnkitValueError
+
+            raise HnnkitValueError("singular mass matrix at 1 of the states")
+        return super().vector_field(t, x)
+
+
+def test_a_field_that_refuses_states_it_reaches_loses_only_those_trajectories():
+    x0 = torch.tensor([[-0.5, 1.0], [0.5, 1.0], [-1.0, 0.3]], dtype=torch.float64)
+    t = torch.linspace(0.0, 4.0, 41, dtype=torch.float64)
+    out = rollout_model(Refuses().double(), x0, t, rtol=1e-9, atol=1e-9)
+    assert torch.isfinite(out[:, [0, 2]]).all()
+    exact_q = x0[[0, 2], 0] / (1 - x0[[0, 2], 0] * t[:, None])
+    torch.testing.assert_close(out[:, [0, 2], 0], exact_q, rtol=1e-7, atol=1e-8)
+    lost = ~torch.isfinite(out[:, 1]).all(-1)
+    first = float(t[int(lost.float().argmax())])
+    assert lost[-1] and 2.0 - 1 / 1.5 <= first <= 2.0 - 1 / 1.5 + 0.1 + 1e-9  # q = 1.5 there
+
+
+def test_bad_inputs_are_still_errors_not_divergences():
+    x0 = torch.tensor([[-0.5, 1.0], [0.5, 1.0]], dtype=torch.float64)
+    backwards = torch.tensor([0.0, 1.0, 0.5], dtype=torch.float64)
+    with pytest.raises(ValueError):
+        rollout_model(Refuses().double(), x0, backwards, rtol=1e-9, atol=1e-9)
+
+
+def test_the_original_protocol_scores_a_blown_up_model_infinite_and_counts_it():
+    from hnnkit.evaluate import OriginalProtocol, evaluate_original
+
+    data = generate("spring", n_trajectories=10, seed=0, noise_std=0.0)
+    protocol = OriginalProtocol(span=8.0, n_points=41, n_states=10)
+    out, roll = evaluate_original(Spring(), {"blowup": BlowUp()}, data, protocol)
+    q0 = roll.true[0, :, 0]
+    blows = int((q0 > 1 / 8.0).sum())
+    assert 0 < blows < len(q0)
+    assert out["blowup"]["diverged"] == {"count": blows, "of": len(q0)}
+    assert out["blowup"]["energy"]["mean"] == math.inf

@@ -319,7 +319,9 @@ def evaluate_original(
         noise_std: the data's noise, for a ``clock_stretch``.
 
     Returns:
-        ``({model: {"energy": {"mean", "sem"}}}, rollouts)``; a one-step map's entry is
+        ``({model: {"energy": {"mean", "sem"}}}, rollouts)``; a model with rollouts that blew
+        up (:func:`~hnnkit.evaluate.maps.rollout_model`: NaN from then on) scores ``inf`` and
+        has ``"diverged": {"count", "of"}``, how many of its rollouts did; a one-step map's entry is
         ``{"skipped": reason}`` instead (:data:`hnnkit.evaluate.maps.ORIGINAL_SKIP_REASON`),
         and it has no rollout.
 
@@ -360,7 +362,7 @@ def evaluate_original(
     e_pred = {k: energy_fn(v) for k, v in preds.items()}
     out: dict[str, dict[str, Any]] = {}
     for k, e in e_pred.items():
-        err = (e_true - e).pow(2)  # (T, B)
+        err = torch.nan_to_num((e_true - e).pow(2), nan=math.inf)  # (T, B); blown up: inf
         if protocol.spread == "time-blocks":
             per = err[:, 0]
             n = per.numel() - per.numel() % protocol.groups
@@ -370,6 +372,9 @@ def evaluate_original(
             per_traj = err.mean(0)
             sem = group_sem(per_traj, protocol.groups)
             out[k] = {"energy": {"mean": float(per_traj.mean()), "sem": sem}}
+        lost = ~torch.isfinite(preds[k]).reshape(len(t), -1, preds[k].shape[-1]).all(-1)
+        if bool(lost.any()):
+            out[k]["diverged"] = {"count": int(lost.any(0).sum()), "of": lost.shape[1]}
     out.update(skipped)
     return out, Rollouts(t=t, true=true, models=preds, true_energy=e_true, model_energy=e_pred)
 
@@ -574,6 +579,9 @@ def divergence_rollouts(
     the RMS over the ``N`` bodies of the distance between predicted and true positions
     (positions are the first ``dof`` coordinates, ``(x_1, y_1, ..., x_N, y_N)``).
 
+    A model's rollout that blows up (:func:`~hnnkit.evaluate.maps.rollout_model`) is NaN from
+    then on: it has diverged at the first such time at the latest, and its drifts are NaN.
+
     Divergence time: the first time with :math:`e(t) >` ``fraction`` × orbit scale, where the
     orbit scale is the true initial RMS distance of the bodies from the origin (the centre of
     mass for the samplers of :class:`~hnnkit.systems.TwoBody` and ``ThreeBody``), about 1 for
@@ -661,7 +669,7 @@ def divergence_rollouts(
         out["models"][name] = pred
         err = (positions(pred) - positions(true)).pow(2).sum(-1).mean(-1).sqrt()
         out["position_error"][name] = err
-        bad = err > threshold
+        bad = ~(err <= threshold)  # a rollout that blew up (NaN) has diverged too
         first = t[bad.float().argmax(0)]
         out["divergence_time"][name] = torch.where(
             bad.any(0), first, torch.full_like(first, math.nan)

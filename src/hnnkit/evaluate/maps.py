@@ -112,6 +112,12 @@ def _solve(f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float) -> Tens
     return odeint(f, x0, t, method="dopri5", rtol=rtol, atol=atol, max_steps=RETRY_MAX_STEPS)
 
 
+#: What a rollout treats as its solve failing at some trajectories: the solvers' errors
+#: (``RuntimeError``: step size underflow, too many steps, a non-finite state) and a field that
+#: refuses a state it reached (``ValueError``: an LNN's singular mass matrix).
+FAILURES = (RuntimeError, ValueError)
+
+
 def _by_interval(f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float) -> Tensor:
     """One trajectory ``x0`` ``(1, d)`` integrated one output interval at a time, NaN from the
     first output time it does not reach."""
@@ -120,7 +126,7 @@ def _by_interval(f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float) -
     for i in range(len(t) - 1):
         try:
             end = _solve(f, out[i], t[i : i + 2], rtol, atol)[-1]
-        except RuntimeError:
+        except FAILURES:
             break
         if not bool(torch.isfinite(end).all()):
             break
@@ -128,12 +134,30 @@ def _by_interval(f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float) -
     return out
 
 
+def _split(f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float, failed: bool) -> Tensor:
+    """Bisect ``x0`` ``(B, d)`` until every part integrates (``failed``: this part is known to
+    fail); a lone failing trajectory goes through :func:`_by_interval`. For failures that do
+    not name their trajectory."""
+    if not failed:
+        try:
+            return _solve(f, x0, t, rtol, atol)
+        except FAILURES:
+            pass
+    if x0.shape[0] == 1:
+        return _by_interval(f, x0, t, rtol, atol)
+    half = x0.shape[0] // 2
+    first = _split(f, x0[:half], t, rtol, atol, failed=False)
+    # the part failed; if its first half did not, its second half must
+    second = _split(f, x0[half:], t, rtol, atol, failed=bool(torch.isfinite(first).all()))
+    return torch.cat([first, second], dim=1)
+
+
 def _without_failing(f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float) -> Tensor:
     """``x0`` ``(B, d)`` integrated in one batch without the trajectories the solver gives up
-    on: each failure names its trajectory (:class:`~hnnkit.errors.SolverGaveUpError`,
-    :class:`~hnnkit.errors.NonFiniteStateError`), which is set aside and integrated alone
-    (:func:`_by_interval`); the rest are integrated again. A failure that names no trajectory
-    sets the whole remaining batch aside."""
+    on: each failure that names its trajectory (:class:`~hnnkit.errors.SolverGaveUpError`,
+    :class:`~hnnkit.errors.NonFiniteStateError`) sets it aside, to be integrated alone
+    (:func:`_by_interval`), and the rest are integrated again. A failure that names none (a
+    field refusing a state) is searched for by bisection (:func:`_split`)."""
     out = torch.full((len(t), *x0.shape), math.nan, dtype=x0.dtype, device=x0.device)
     keep = list(range(x0.shape[0]))
     alone: list[int] = []
@@ -141,10 +165,10 @@ def _without_failing(f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: floa
         try:
             out[:, keep] = _solve(f, x0[keep], t, rtol, atol)
             break
-        except RuntimeError as exc:
+        except FAILURES as exc:
             index = getattr(exc, "index", None)
             if not (isinstance(index, tuple) and len(index) == 1 and 0 <= index[0] < len(keep)):
-                alone += keep
+                out[:, keep] = _split(f, x0[keep], t, rtol, atol, failed=True)
                 break
             alone.append(keep.pop(index[0]))
     for b in alone:
@@ -161,7 +185,9 @@ def rollout_model(model: Any, x0: Tensor, t: Tensor, *, rtol: float, atol: float
     whose mass matrix turns singular, a diverging baseline) does not fail the rollout: when
     dopri5 gives up on the batch (step size underflow, a non-finite state, too many steps),
     the trajectory it names is set aside and the others are integrated again, with at most
-    :data:`RETRY_MAX_STEPS` step attempts per call, until they pass; a trajectory set aside is
+    :data:`RETRY_MAX_STEPS` step attempts per call, until they pass (a failure that names no
+    trajectory, such as a field refusing a state, is found by bisecting the batch); a trajectory
+    set aside is
     integrated one output interval at a time and is NaN from the first output time it does not
     reach. The others are integrated as usual (without a divergence the batch is integrated in
     one call, as before). A field that fails at its very start states is an error, not a
@@ -171,16 +197,20 @@ def rollout_model(model: Any, x0: Tensor, t: Tensor, *, rtol: float, atol: float
         ``(T, B, d)``; NaN rows from the time a trajectory diverged on.
 
     Raises:
-        RuntimeError: if the field itself fails at the start states.
+        RuntimeError, ValueError: if the field itself fails at the start states, or ``x0`` or
+            ``t`` are not valid inputs of :func:`~hnnkit.integrate.odeint`.
     """
     if is_map(model):
         every = steps_on(model, t)
         return iterate_map(model, x0, every * (len(t) - 1), every)
     try:
         return odeint(model.vector_field, x0, t, method="dopri5", rtol=rtol, atol=atol)
-    except RuntimeError:
+    except FAILURES as exc:
         if x0.ndim != 2:
             raise
+        if not isinstance(exc, RuntimeError):  # a ValueError: bad inputs, or f refusing a state
+            still = lambda _t, x: torch.zeros_like(x)  # noqa: E731
+            odeint(still, x0, t, method="dopri5", rtol=rtol, atol=atol)  # raises for bad inputs
         model.vector_field(t[:1].expand(x0.shape[0], 1), x0)  # raises for a broken field
         return _without_failing(model.vector_field, x0, t, rtol, atol)
 

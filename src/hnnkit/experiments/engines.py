@@ -84,22 +84,35 @@ def _start_method() -> str:
 def run_local_pool(
     jobs: list[Job], workers: int, setup: Setup = None
 ) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The cells in a pool of ``workers`` spawned processes, yielded as they finish."""
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    """The cells in a pool of ``workers`` processes, yielded as they finish. The pool starts,
+    and every cell is queued, in this call, before the caller draws a progress bar (whose
+    monitor thread a fork would otherwise copy)."""
+    from concurrent.futures import ProcessPoolExecutor
 
     ctx = multiprocessing.get_context(_start_method())
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
+    try:
         futures = {pool.submit(run_cell, exp, setup): key for key, exp in jobs}
-        pending = set(futures)
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    exc = future.exception()
-                    yield futures[future], future.result() if exc is None else _crashed(exc)
-        finally:
-            for future in pending:  # the caller stopped early (an interrupt): start no more
-                future.cancel()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    return _pool_results(pool, futures)
+
+
+def _pool_results(pool: Any, futures: dict[Any, str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    pending = set(futures)
+    try:
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                exc = future.exception()
+                yield futures[future], future.result() if exc is None else _crashed(exc)
+    finally:
+        for future in pending:  # the caller stopped early (an interrupt): start no more
+            future.cancel()
+        pool.shutdown(wait=True)
 
 
 def import_ray() -> Any:
