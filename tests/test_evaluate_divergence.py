@@ -217,3 +217,63 @@ def test_the_original_protocol_scores_a_blown_up_model_infinite_and_counts_it():
     assert 0 < blows < len(q0)
     assert out["blowup"]["diverged"] == {"count": blows, "of": len(q0)}
     assert out["blowup"]["energy"]["mean"] == math.inf
+
+
+class RefusesNaming(BlowUp):
+    """As :class:`Refuses`, naming the refused states as an LNN's singular solve does."""
+
+    def vector_field(self, t, x):
+        from hnnkit.errors import SingularMatrixError
+
+        bad = x[..., 0] > 1.5
+        if bool(bad.any()):
+            rows = tuple(bad.flatten().nonzero().flatten().tolist())
+            raise SingularMatrixError("singular mass matrix", rows=rows)
+        return super().vector_field(t, x)
+
+
+def test_dopri5_names_the_trajectory_whose_state_the_field_refused():
+    from hnnkit.errors import HnnkitValueError, SolverGaveUpError, StateRefusedError
+
+    x0 = torch.tensor([[-0.5, 1.0], [-1.0, 0.3], [0.5, 1.0]], dtype=torch.float64)
+    t = torch.linspace(0.0, 4.0, 41, dtype=torch.float64)
+    with pytest.raises(StateRefusedError, match="singular mass matrix") as info:
+        odeint(RefusesNaming().double().vector_field, x0, t, method="dopri5", rtol=1e-9)
+    assert isinstance(info.value, SolverGaveUpError) and isinstance(info.value, HnnkitValueError)
+    assert info.value.index == (2,)
+    assert info.value.time == pytest.approx(2.0 - 1 / 1.5, abs=0.05)
+
+
+def test_a_refused_state_that_names_its_trajectory_costs_one_batch_solve_more(monkeypatch):
+    import hnnkit.evaluate.maps as maps
+
+    batches = []
+    solve = maps._solve
+
+    def counted(f, x0, t, rtol, atol):
+        batches.append(x0.shape[0])
+        return solve(f, x0, t, rtol, atol)
+
+    monkeypatch.setattr(maps, "_solve", counted)
+    x0 = torch.tensor([[-0.5, 1.0], [0.5, 1.0], [-1.0, 0.3], [-2.0, 0.1]], dtype=torch.float64)
+    t = torch.linspace(0.0, 4.0, 41, dtype=torch.float64)
+    out = rollout_model(RefusesNaming().double(), x0, t, rtol=1e-9, atol=1e-9)
+    assert [b for b in batches if b > 1] == [4, 3]  # no bisection
+    assert torch.isfinite(out[:, [0, 2, 3]]).all()
+    assert not torch.isfinite(out[-1, 1]).any()
+
+
+def test_a_singular_solve_names_the_states_and_pickles():
+    import pickle
+
+    from hnnkit.errors import SingularMatrixError
+    from hnnkit.phase_space import solve_symmetric
+
+    mass = torch.eye(2, dtype=torch.float64).repeat(5, 1, 1)
+    mass[3] = 0.0
+    mass[1, 1, 1] = 0.0
+    with pytest.raises(SingularMatrixError, match="2 of 5 states") as info:
+        solve_symmetric(mass, torch.ones(5, 2, dtype=torch.float64), what="M", advice="fix it")
+    assert info.value.rows == (1, 3)
+    again = pickle.loads(pickle.dumps(info.value))
+    assert type(again) is SingularMatrixError and again.rows == (1, 3)

@@ -74,6 +74,27 @@ class SolverGaveUpError(RuntimeError):
         return (_non_finite_state, (type(self), str(self.args[0]), self.time, self.index))
 
 
+class SingularMatrixError(HnnkitValueError):
+    """A batched solve met a singular or ill-conditioned matrix; ``rows`` are the flat batch
+    indices of the first states where it did (at most :data:`MAX_ROWS`), so that a solver can
+    name the trajectory that reached them."""
+
+    MAX_ROWS = 8
+
+    def __init__(self, message: str, *, rows: tuple[int, ...] = ()):
+        self.rows = tuple(int(r) for r in rows[: self.MAX_ROWS])
+        super().__init__(message)
+
+    def __reduce__(self):
+        return (_singular, (type(self), str(self.args[0]), self.rows))
+
+
+class StateRefusedError(SolverGaveUpError, HnnkitValueError):
+    """The field refused a state a trajectory reached (e.g. a singular mass matrix there): a
+    :class:`SolverGaveUpError` naming the trajectory, and a ``ValueError`` as the field's own
+    error was."""
+
+
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss."""
 
@@ -93,6 +114,10 @@ class NonFiniteLossError(RuntimeError):
 
 def _non_finite_state(cls: type, message: str, time: float, index: tuple[int, ...]) -> Exception:
     return cls(message, time=time, index=index)
+
+
+def _singular(cls: type, message: str, rows: tuple[int, ...]) -> Exception:
+    return cls(message, rows=rows)
 
 
 def check_choice(kind: str, name: object, valid: Iterable[str]) -> str:

@@ -97,7 +97,13 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from .errors import HnnkitValueError, NonFiniteStateError, SolverGaveUpError, check_choice
+from .errors import (
+    HnnkitValueError,
+    NonFiniteStateError,
+    SolverGaveUpError,
+    StateRefusedError,
+    check_choice,
+)
 
 __all__ = [
     "RK4",
@@ -845,6 +851,15 @@ class Dopri5(Solver):
                     y = self._increment(x, hcol, a_rows[s], ks)
                     ks.append(fw(torch.add(tcur, heff, alpha=c_nodes[s]), y))
             except (RuntimeError, HnnkitValueError) as err:
+                rows = [r for r in getattr(err, "rows", ()) if 0 <= r < x.shape[0]]
+                if rows:  # f names the states it refused: their trajectory is lost there
+                    j = int(gid[rows[0]])
+                    raise StateRefusedError(
+                        f"dopri5: f refused the state {_batch_index(j, bshape)} reached near "
+                        f"t={float(tcur[rows[0]])} ({type(err).__name__}: {err})",
+                        time=float(tcur[rows[0]]),
+                        index=_unravel(j, bshape),
+                    ) from err
                 if x.shape[0] == n_traj:
                     raise
                 raise HnnkitValueError(

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .errors import HnnkitValueError
+from .errors import HnnkitValueError, SingularMatrixError
 
 
 def split(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -111,9 +111,9 @@ def solve_symmetric(
         ``(..., n)``, the solution :math:`y`.
 
     Raises:
-        HnnkitValueError: if :math:`A` is non-finite, singular, or its condition number exceeds
-            ``max_condition`` at any state (the message gives how many states and the worst
-            condition number).
+        SingularMatrixError: (a ``HnnkitValueError``) if :math:`A` is non-finite, singular, or
+            its condition number exceeds ``max_condition`` at any state (the message gives how
+            many states and the worst condition number; ``.rows`` the first ones' flat indices).
     """
     limit = 1.0 / torch.finfo(matrix.dtype).eps if max_condition is None else max_condition
     with torch.no_grad():
@@ -126,8 +126,10 @@ def solve_symmetric(
         bad = cond > limit
     if bool(bad.any()):
         n_bad, total = int(bad.sum()), bad.numel()
-        raise HnnkitValueError(
+        rows = bad.flatten().nonzero().flatten()[: SingularMatrixError.MAX_ROWS].tolist()
+        raise SingularMatrixError(
             f"{what} is singular or ill-conditioned at {n_bad} of {total} states (worst "
-            f"condition number {float(cond.max()):.3g}, limit {limit:.3g}); {advice}"
+            f"condition number {float(cond.max()):.3g}, limit {limit:.3g}); {advice}",
+            rows=tuple(rows),
         )
     return torch.linalg.solve(matrix, rhs.unsqueeze(-1)).squeeze(-1)
