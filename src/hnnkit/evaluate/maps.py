@@ -102,14 +102,20 @@ def steps_on(model: OneStepMap, t: Tensor) -> int:
     return n
 
 
-#: Step attempts one dopri5 call may take while :func:`rollout_model` sets aside the
-#: diverging trajectories of a batch (a blow-up reaches the step size underflow in about a
-#: thousand), so that it costs seconds, not the minutes of the default cap.
+#: Step attempts a batch rollout of :func:`rollout_model` may take (healthy rollouts of the
+#: built-in tasks take a few thousand at rtol 1e-9): a field that makes dopri5 crawl (an LNN
+#: near a singular mass matrix) costs minutes, not the hour of the solver's default 100 000.
+ROLLOUT_MAX_STEPS = 10_000
+#: Step attempts of one call while :func:`rollout_model` searches for a diverging trajectory
+#: or follows one output interval at a time (a blow-up reaches the step size underflow in
+#: about a thousand).
 RETRY_MAX_STEPS = 1_000
 
 
-def _solve(f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float) -> Tensor:
-    return odeint(f, x0, t, method="dopri5", rtol=rtol, atol=atol, max_steps=RETRY_MAX_STEPS)
+def _solve(
+    f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float, steps: int = RETRY_MAX_STEPS
+) -> Tensor:
+    return odeint(f, x0, t, method="dopri5", rtol=rtol, atol=atol, max_steps=steps)
 
 
 #: What a rollout treats as its solve failing at some trajectories: the solvers' errors
@@ -163,7 +169,7 @@ def _without_failing(f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: floa
     alone: list[int] = []
     while keep:
         try:
-            out[:, keep] = _solve(f, x0[keep], t, rtol, atol)
+            out[:, keep] = _solve(f, x0[keep], t, rtol, atol, ROLLOUT_MAX_STEPS)
             break
         except FAILURES as exc:
             index = getattr(exc, "index", None)
@@ -184,8 +190,9 @@ def rollout_model(model: Any, x0: Tensor, t: Tensor, *, rtol: float, atol: float
     A field whose flow blows up from some start states (an undertrained Lagrangian network
     whose mass matrix turns singular, a diverging baseline) does not fail the rollout: when
     dopri5 gives up on the batch (step size underflow, a non-finite state, too many steps),
-    the trajectory it names is set aside and the others are integrated again, with at most
-    :data:`RETRY_MAX_STEPS` step attempts per call, until they pass (a failure that names no
+    the trajectory it names is set aside and the others are integrated again until they pass
+    (each batch call with at most :data:`ROLLOUT_MAX_STEPS` step attempts; running out of them
+    names the trajectory that got least far) (a failure that names no
     trajectory, such as a field refusing a state, is found by bisecting the batch); a trajectory
     set aside is
     integrated one output interval at a time and is NaN from the first output time it does not
@@ -204,7 +211,7 @@ def rollout_model(model: Any, x0: Tensor, t: Tensor, *, rtol: float, atol: float
         every = steps_on(model, t)
         return iterate_map(model, x0, every * (len(t) - 1), every)
     try:
-        return odeint(model.vector_field, x0, t, method="dopri5", rtol=rtol, atol=atol)
+        return _solve(model.vector_field, x0, t, rtol, atol, ROLLOUT_MAX_STEPS)
     except FAILURES as exc:
         if x0.ndim != 2:
             raise
@@ -235,6 +242,7 @@ def map_derivative(model: OneStepMap, x: Tensor) -> Tensor:
 __all__ = [
     "ORIGINAL_SKIP_REASON",
     "RETRY_MAX_STEPS",
+    "ROLLOUT_MAX_STEPS",
     "map_derivative",
     "map_grid",
     "map_step_function",
