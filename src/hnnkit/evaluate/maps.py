@@ -158,25 +158,31 @@ def _split(f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float, failed:
     return torch.cat([first, second], dim=1)
 
 
-def _without_failing(f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float) -> Tensor:
+def _without_failing(
+    f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float, error: BaseException
+) -> Tensor:
     """``x0`` ``(B, d)`` integrated in one batch without the trajectories the solver gives up
     on: each failure that names its trajectory (:class:`~hnnkit.errors.SolverGaveUpError`,
     :class:`~hnnkit.errors.NonFiniteStateError`) sets it aside, to be integrated alone
     (:func:`_by_interval`), and the rest are integrated again. A failure that names none (a
-    field refusing a state) is searched for by bisection (:func:`_split`)."""
+    field refusing a state) is searched for by bisection (:func:`_split`). ``error`` is the
+    failure of the whole batch, already met."""
     out = torch.full((len(t), *x0.shape), math.nan, dtype=x0.dtype, device=x0.device)
     keep = list(range(x0.shape[0]))
     alone: list[int] = []
     while keep:
+        index = getattr(error, "index", None)
+        if not (isinstance(index, tuple) and len(index) == 1 and 0 <= index[0] < len(keep)):
+            out[:, keep] = _split(f, x0[keep], t, rtol, atol, failed=True)
+            break
+        alone.append(keep.pop(index[0]))
+        if not keep:
+            break
         try:
             out[:, keep] = _solve(f, x0[keep], t, rtol, atol, ROLLOUT_MAX_STEPS)
             break
         except FAILURES as exc:
-            index = getattr(exc, "index", None)
-            if not (isinstance(index, tuple) and len(index) == 1 and 0 <= index[0] < len(keep)):
-                out[:, keep] = _split(f, x0[keep], t, rtol, atol, failed=True)
-                break
-            alone.append(keep.pop(index[0]))
+            error = exc
     for b in alone:
         out[:, b : b + 1] = _by_interval(f, x0[b : b + 1], t, rtol, atol)
     return out
@@ -219,7 +225,7 @@ def rollout_model(model: Any, x0: Tensor, t: Tensor, *, rtol: float, atol: float
             still = lambda _t, x: torch.zeros_like(x)  # noqa: E731
             odeint(still, x0, t, method="dopri5", rtol=rtol, atol=atol)  # raises for bad inputs
         model.vector_field(t[:1].expand(x0.shape[0], 1), x0)  # raises for a broken field
-        return _without_failing(model.vector_field, x0, t, rtol, atol)
+        return _without_failing(model.vector_field, x0, t, rtol, atol, exc)
 
 
 def map_step_function(model: OneStepMap) -> Callable[[Tensor], Tensor]:
