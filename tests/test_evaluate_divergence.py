@@ -277,3 +277,54 @@ def test_a_singular_solve_names_the_states_and_pickles():
     assert info.value.rows == (1, 3)
     again = pickle.loads(pickle.dumps(info.value))
     assert type(again) is SingularMatrixError and again.rows == (1, 3)
+
+
+class TwoSpeeds(nn.Module):
+    """A rotation at ω = 1 inside the unit circle and ω = 40 outside (each orbit keeps its
+    radius): the fast orbits need many more steps."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones((), dtype=torch.float64))
+
+    def omega(self, x):
+        return 1.0 + 39.0 * (x.pow(2).sum(-1) > 1.0)
+
+    def vector_field(self, t, x):
+        w = self.w * self.omega(x)
+        return torch.stack([w * x[..., 1], -w * x[..., 0]], dim=-1)
+
+
+def test_running_out_of_steps_sets_every_unfinished_trajectory_aside_at_once(monkeypatch):
+    import hnnkit.evaluate.maps as maps
+
+    batches = []
+    solve = maps._solve
+
+    def counted(f, x0, t, *args):
+        batches.append(x0.shape[0])
+        return solve(f, x0, t, *args)
+
+    monkeypatch.setattr(maps, "_solve", counted)
+    monkeypatch.setattr(maps, "ROLLOUT_MAX_STEPS", 300)
+    x0 = torch.tensor([[0.5, 0.0], [1.5, 0.0], [0.0, 0.7], [0.0, -2.0]], dtype=torch.float64)
+    t = torch.linspace(0.0, 3.0, 31, dtype=torch.float64)
+    model = TwoSpeeds().double()
+    out = rollout_model(model, x0, t, rtol=1e-9, atol=1e-9)
+    assert [b for b in batches if b > 1] == [4, 2]  # both fast orbits named by the first failure
+    w = model.omega(x0)  # the exact rotation: x(t) = R(-w t) x0
+    c, s = torch.cos(w * t[:, None]), torch.sin(w * t[:, None])
+    exact = torch.stack([c * x0[:, 0] + s * x0[:, 1], -s * x0[:, 0] + c * x0[:, 1]], -1)
+    torch.testing.assert_close(out, exact, rtol=0, atol=1e-6)  # nothing lost: slow, not diverged
+
+
+def test_solver_gave_up_errors_pickle_with_every_named_trajectory():
+    import pickle
+
+    from hnnkit.errors import SolverGaveUpError, StateRefusedError
+
+    for cls in (SolverGaveUpError, StateRefusedError):
+        err = cls("gave up", time=1.5, index=(2,), others=((0,), (3,)))
+        again = pickle.loads(pickle.dumps(err))
+        assert type(again) is cls and str(again) == "gave up"
+        assert (again.time, again.index, again.others) == (1.5, (2,), ((0,), (3,)))

@@ -65,13 +65,26 @@ class SolverGaveUpError(RuntimeError):
     integrate the other trajectories without it.
     """
 
-    def __init__(self, message: str, *, time: float, index: tuple[int, ...]):
+    def __init__(
+        self,
+        message: str,
+        *,
+        time: float,
+        index: tuple[int, ...],
+        others: tuple[tuple[int, ...], ...] = (),
+    ):
         self.time = time
         self.index = index
+        #: further trajectories the solver could not finish (running out of step attempts
+        #: leaves every unfinished one: ``index`` got least far, these the rest)
+        self.others = tuple(others)
         super().__init__(message)
 
     def __reduce__(self):
-        return (_non_finite_state, (type(self), str(self.args[0]), self.time, self.index))
+        return (
+            _gave_up,
+            (type(self), str(self.args[0]), self.time, self.index, self.others),
+        )
 
 
 class SingularMatrixError(HnnkitValueError):
@@ -114,6 +127,12 @@ class NonFiniteLossError(RuntimeError):
 
 def _non_finite_state(cls: type, message: str, time: float, index: tuple[int, ...]) -> Exception:
     return cls(message, time=time, index=index)
+
+
+def _gave_up(
+    cls: type, message: str, time: float, index: tuple[int, ...], others: tuple
+) -> Exception:
+    return cls(message, time=time, index=index, others=others)
 
 
 def _singular(cls: type, message: str, rows: tuple[int, ...]) -> Exception:

@@ -991,6 +991,7 @@ class Dopri5(Solver):
             "or use a fixed-step method.",
             time=float(tcur[j]),
             index=_unravel(int(gid[j]), bshape),
+            others=tuple(_unravel(int(gid[u]), bshape) for u in unfinished if int(u) != j),
         )
 
 

@@ -162,8 +162,8 @@ def _without_failing(
     f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float, error: BaseException
 ) -> Tensor:
     """``x0`` ``(B, d)`` integrated in one batch without the trajectories the solver gives up
-    on: each failure that names its trajectory (:class:`~hnnkit.errors.SolverGaveUpError`,
-    :class:`~hnnkit.errors.NonFiniteStateError`) sets it aside, to be integrated alone
+    on: each failure that names its trajectories (:class:`~hnnkit.errors.SolverGaveUpError`,
+    :class:`~hnnkit.errors.NonFiniteStateError`) sets them aside, each to be integrated alone
     (:func:`_by_interval`), and the rest are integrated again. A failure that names none (a
     field refusing a state) is searched for by bisection (:func:`_split`). ``error`` is the
     failure of the whole batch, already met."""
@@ -171,11 +171,12 @@ def _without_failing(
     keep = list(range(x0.shape[0]))
     alone: list[int] = []
     while keep:
-        index = getattr(error, "index", None)
-        if not (isinstance(index, tuple) and len(index) == 1 and 0 <= index[0] < len(keep)):
+        named = [getattr(error, "index", None), *getattr(error, "others", ())]
+        if not all(isinstance(i, tuple) and len(i) == 1 and 0 <= i[0] < len(keep) for i in named):
             out[:, keep] = _split(f, x0[keep], t, rtol, atol, failed=True)
             break
-        alone.append(keep.pop(index[0]))
+        for i in sorted({i[0] for i in named}, reverse=True):
+            alone.append(keep.pop(i))
         if not keep:
             break
         try:
@@ -196,9 +197,9 @@ def rollout_model(model: Any, x0: Tensor, t: Tensor, *, rtol: float, atol: float
     A field whose flow blows up from some start states (an undertrained Lagrangian network
     whose mass matrix turns singular, a diverging baseline) does not fail the rollout: when
     dopri5 gives up on the batch (step size underflow, a non-finite state, too many steps),
-    the trajectory it names is set aside and the others are integrated again until they pass
+    the trajectories it names are set aside and the others are integrated again until they pass
     (each batch call with at most :data:`ROLLOUT_MAX_STEPS` step attempts; running out of them
-    names the trajectory that got least far) (a failure that names no
+    names every unfinished trajectory) (a failure that names no
     trajectory, such as a field refusing a state, is found by bisecting the batch); a trajectory
     set aside is
     integrated one output interval at a time and is NaN from the first output time it does not
