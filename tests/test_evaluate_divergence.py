@@ -153,25 +153,22 @@ def test_dopri5_names_the_trajectory_it_gives_up_on_and_where():
     assert len(info.value.index) == 1 and 0 <= info.value.time < 6.0
 
 
-def test_a_diverging_batch_is_solved_again_once_per_diverging_trajectory(monkeypatch):
+def test_a_diverging_batch_is_one_solve_without_searching(monkeypatch):
     import hnnkit.evaluate.maps as maps
 
-    batches = []
-    solve = maps._solve
+    def never(*args, **kwargs):
+        raise AssertionError("the rollout fell back to re-solving the batch")
 
-    def counted(f, x0, t, *args):
-        batches.append(x0.shape[0])
-        return solve(f, x0, t, *args)
-
-    monkeypatch.setattr(maps, "_solve", counted)
+    monkeypatch.setattr(maps, "_without_failing", never)
+    monkeypatch.setattr(maps, "_split", never)
     x0 = torch.tensor(
         [[-0.5, 1.0], [0.5, 1.0], [-1.0, 0.3], [0.25, -0.2], [-2.0, 0.1]], dtype=torch.float64
     )
     t = torch.linspace(0.0, 6.0, 61, dtype=torch.float64)
     out = rollout_model(BlowUp().double(), x0, t, rtol=1e-9, atol=1e-9)
-    whole = [b for b in batches if b > 1]
-    assert whole == [5, 4, 3]  # two blow-ups: two batches that fail, then the three others
-    assert torch.isfinite(out[:, [0, 2, 4]]).all()
+    finite = [0, 2, 4]
+    alone = odeint(BlowUp().double().vector_field, x0[finite], t, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(out[:, finite], alone, rtol=1e-12, atol=1e-12)
     assert not torch.isfinite(out[-1, [1, 3]]).any()
 
 
@@ -244,23 +241,20 @@ def test_dopri5_names_the_trajectory_whose_state_the_field_refused():
     assert info.value.time == pytest.approx(2.0 - 1 / 1.5, abs=0.05)
 
 
-def test_a_refused_state_that_names_its_trajectory_costs_one_batch_solve_more(monkeypatch):
+def test_a_refused_state_that_names_its_trajectory_is_lost_in_the_same_solve(monkeypatch):
     import hnnkit.evaluate.maps as maps
 
-    batches = []
-    solve = maps._solve
+    def never(*args, **kwargs):
+        raise AssertionError("the rollout fell back to re-solving the batch")
 
-    def counted(f, x0, t, *args):
-        batches.append(x0.shape[0])
-        return solve(f, x0, t, *args)
-
-    monkeypatch.setattr(maps, "_solve", counted)
+    monkeypatch.setattr(maps, "_without_failing", never)
     x0 = torch.tensor([[-0.5, 1.0], [0.5, 1.0], [-1.0, 0.3], [-2.0, 0.1]], dtype=torch.float64)
     t = torch.linspace(0.0, 4.0, 41, dtype=torch.float64)
     out = rollout_model(RefusesNaming().double(), x0, t, rtol=1e-9, atol=1e-9)
-    assert [b for b in batches if b > 1] == [4, 3]  # no bisection
     assert torch.isfinite(out[:, [0, 2, 3]]).all()
-    assert not torch.isfinite(out[-1, 1]).any()
+    lost = ~torch.isfinite(out[:, 1]).all(-1)
+    first = float(t[int(lost.float().argmax())])
+    assert lost[-1] and 2.0 - 1 / 1.5 <= first <= 2.0 - 1 / 1.5 + 0.1 + 1e-9
 
 
 def test_a_singular_solve_names_the_states_and_pickles():
@@ -295,23 +289,23 @@ class TwoSpeeds(nn.Module):
         return torch.stack([w * x[..., 1], -w * x[..., 0]], dim=-1)
 
 
-def test_running_out_of_steps_sets_every_unfinished_trajectory_aside_at_once(monkeypatch):
+def test_trajectories_that_only_ran_out_of_steps_are_integrated_again_not_lost(monkeypatch):
     import hnnkit.evaluate.maps as maps
 
-    batches = []
-    solve = maps._solve
+    again = []
+    by_interval = maps._by_interval
 
     def counted(f, x0, t, *args):
-        batches.append(x0.shape[0])
-        return solve(f, x0, t, *args)
+        again.append(x0.clone())
+        return by_interval(f, x0, t, *args)
 
-    monkeypatch.setattr(maps, "_solve", counted)
+    monkeypatch.setattr(maps, "_by_interval", counted)
     monkeypatch.setattr(maps, "ROLLOUT_MAX_STEPS", 300)
     x0 = torch.tensor([[0.5, 0.0], [1.5, 0.0], [0.0, 0.7], [0.0, -2.0]], dtype=torch.float64)
     t = torch.linspace(0.0, 3.0, 31, dtype=torch.float64)
     model = TwoSpeeds().double()
     out = rollout_model(model, x0, t, rtol=1e-9, atol=1e-9)
-    assert [b for b in batches if b > 1] == [4, 2]  # both fast orbits named by the first failure
+    assert [a.tolist() for a in again] == [[[1.5, 0.0]], [[0.0, -2.0]]]  # the two fast orbits
     w = model.omega(x0)  # the exact rotation: x(t) = R(-w t) x0
     c, s = torch.cos(w * t[:, None]), torch.sin(w * t[:, None])
     exact = torch.stack([c * x0[:, 0] + s * x0[:, 1], -s * x0[:, 0] + c * x0[:, 1]], -1)
@@ -328,3 +322,14 @@ def test_solver_gave_up_errors_pickle_with_every_named_trajectory():
         again = pickle.loads(pickle.dumps(err))
         assert type(again) is cls and str(again) == "gave up"
         assert (again.time, again.index, again.others) == (1.5, (2,), ((0,), (3,)))
+
+
+def test_losing_nothing_gives_the_plain_solve_bit_for_bit():
+    from hnnkit.integrate import Dopri5
+
+    x0 = torch.tensor([[-0.5, 1.0], [-1.0, 0.3], [-0.2, -0.4]], dtype=torch.float64)
+    t = torch.linspace(0.0, 3.0, 31, dtype=torch.float64)
+    f = BlowUp().double().vector_field
+    plain = odeint(f, x0, t, method="dopri5", rtol=1e-9, atol=1e-9)
+    solver = Dopri5(f, rtol=1e-9, atol=1e-9, lose_failing=True)
+    assert torch.equal(solver.integrate(x0, t), plain) and solver.ran_out == []

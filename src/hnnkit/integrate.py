@@ -704,6 +704,15 @@ class Dopri5(Solver):
     the tableau and the controller, and :class:`Solver` for the arguments (``step_size``,
     if given, is the first step of every trajectory; ``substeps`` is ignored).
 
+    ``lose_failing=True`` (for evaluating learned fields that may blow up): a trajectory the
+    solver cannot follow (its step size underflows, its state or ``f`` turns non-finite, ``f``
+    refuses its state naming it, as :class:`~hnnkit.errors.SingularMatrixError` does, or it is
+    unfinished after ``max_steps`` attempts, listed then in ``ran_out`` by flat index, as it
+    may only be slow) is dropped from the batch and its outputs from then on are NaN, instead
+    of an error; the others go on in the same solve. It needs a
+    ``(B, d)`` batch with ``compact=True`` (``f`` must treat rows independently); otherwise the
+    failures raise as usual.
+
     Raises:
         HnnkitValueError: (from :meth:`integrate`) for a float16 or bfloat16 ``x0``: the
             error control needs float32 or float64.
@@ -717,6 +726,10 @@ class Dopri5(Solver):
 
     order = 5
     adaptive = True
+
+    def __init__(self, f: ODEFunc, *, lose_failing: bool = False, **options: Any) -> None:
+        super().__init__(f, **options)
+        self.lose_failing = bool(lose_failing)
 
     _C: ClassVar[tuple[float, ...]] = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)
     _A: ClassVar[tuple[tuple[float, ...], ...]] = (
@@ -833,9 +846,29 @@ class Dopri5(Solver):
         a_rows, c_nodes, e_w = self._A, self._C, self._E
         table = torch.tensor(self._DENSE, dtype=dtype, device=device)[:, [0, 2, 3, 4, 5, 6]]
 
+        lose = self.lose_failing and compact
+        lost = torch.zeros(n_traj, dtype=torch.bool)  # by global id, with ``lose``
+        self.ran_out: list[int] = []
+
+        def drop(rows: Tensor) -> None:
+            """Lose the working rows ``rows``: no more outputs, out of the batch."""
+            nonlocal x, k1, h, tcur, idx, idx_host, gid, remaining
+            dead = torch.zeros(gid.numel(), dtype=torch.bool)
+            dead[rows] = True
+            lost[gid[dead]] = True
+            remaining -= int((n_out - idx_host[dead]).sum())
+            kd = (~dead).to(device)
+            x, k1, h, tcur, idx = x[kd], k1[kd], h[kd], tcur[kd], idx[kd]
+            idx_host, gid = idx_host[~dead], gid[~dead]
+
         while remaining > 0:
             if n_attempts >= self.max_steps:
-                self._fail_max_steps(tcur, h, idx, gid, t_host, bshape, n_traj)
+                if not lose:
+                    self._fail_max_steps(tcur, h, idx, gid, t_host, bshape, n_traj)
+                unfinished = (idx_host < n_out).nonzero().flatten()
+                self.ran_out = sorted(int(g) for g in gid[unfinished])
+                drop(unfinished)
+                break
             n_attempts += 1
             with torch.no_grad():
                 active = idx < n_out
@@ -852,6 +885,9 @@ class Dopri5(Solver):
                     ks.append(fw(torch.add(tcur, heff, alpha=c_nodes[s]), y))
             except (RuntimeError, HnnkitValueError) as err:
                 rows = [r for r in getattr(err, "rows", ()) if 0 <= r < x.shape[0]]
+                if rows and lose:  # lose those trajectories, redo the step for the others
+                    drop(torch.tensor(rows, dtype=torch.long))
+                    continue
                 if rows:  # f names the states it refused: their trajectory is lost there
                     j = int(gid[rows[0]])
                     raise StateRefusedError(
@@ -891,7 +927,7 @@ class Dopri5(Solver):
                 t0 = tcur
                 tcur = torch.where(moved, t_new, tcur)
 
-            if bool(status[1].any()):
+            if bool(status[1].any()) and not lose:
                 r = int(status[1].nonzero()[0])
                 j = int(gid[r])
                 with torch.no_grad():
@@ -935,7 +971,15 @@ class Dopri5(Solver):
                     kd = keep.to(device)
                     x, k1, h, tcur, idx = x[kd], k1[kd], h[kd], tcur[kd], idx[kd]
                     idx_host, gid = idx_host[keep], gid[keep]
+                    status = status[:, keep]
+            if lose and bool(status[1].any()):  # step size underflow: lost there
+                drop(status[1].nonzero().flatten())
 
+        if bool(lost.any()):  # the lost trajectories' missing outputs are NaN
+            flat = x0.new_full(((n_out - 1) * n_traj, d), math.nan)
+            if positions:
+                flat = flat.index_put((torch.cat(positions).to(device),), torch.cat(vals))
+            return torch.cat([x0[None], flat.reshape(n_out - 1, *x0.shape)], dim=0)
         pos = torch.cat(positions)
         order = torch.empty_like(pos)
         order[pos] = torch.arange(pos.numel())

@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from ..errors import HnnkitValueError
-from ..integrate import odeint
+from ..integrate import Dopri5, odeint
 from ..models.maps import STEP_RTOL, OneStepMap, is_map, iterate_map
 
 #: Why the original protocol skips a one-step map (recorded in its output).
@@ -195,8 +195,12 @@ def rollout_model(model: Any, x0: Tensor, t: Tensor, *, rtol: float, atol: float
     dopri5 (``rtol``, ``atol``), a map iterated (``t`` evenly spaced by multiples of its step).
 
     A field whose flow blows up from some start states (an undertrained Lagrangian network
-    whose mass matrix turns singular, a diverging baseline) does not fail the rollout: when
-    dopri5 gives up on the batch (step size underflow, a non-finite state, too many steps),
+    whose mass matrix turns singular, a diverging baseline) does not fail the rollout: the
+    batch is one dopri5 solve with ``lose_failing`` (:class:`~hnnkit.integrate.Dopri5`), which
+    drops a trajectory it cannot follow and makes it NaN from there on (one that only ran out
+    of step attempts is integrated again one output interval at a time, each with at most
+    :data:`RETRY_MAX_STEPS` attempts, as it may be slow rather than lost). Should the solve still
+    fail (a field that refuses a state without naming it), dopri5 gives up on the batch (step size underflow, a non-finite state, too many steps),
     the trajectories it names are set aside and the others are integrated again until they pass
     (each batch call with at most :data:`ROLLOUT_MAX_STEPS` step attempts; running out of them
     names every unfinished trajectory) (a failure that names no
@@ -217,8 +221,16 @@ def rollout_model(model: Any, x0: Tensor, t: Tensor, *, rtol: float, atol: float
     if is_map(model):
         every = steps_on(model, t)
         return iterate_map(model, x0, every * (len(t) - 1), every)
-    try:
-        return _solve(model.vector_field, x0, t, rtol, atol, ROLLOUT_MAX_STEPS)
+    if x0.ndim == 1:
+        return rollout_model(model, x0[None], t, rtol=rtol, atol=atol)[:, 0]
+    solver = Dopri5(
+        model.vector_field, rtol=rtol, atol=atol, max_steps=ROLLOUT_MAX_STEPS, lose_failing=True
+    )
+    try:  # a trajectory the solver cannot follow is NaN from there on, the others go on
+        out = solver.integrate(x0, t)
+        for b in solver.ran_out:  # out of step attempts: slow, or lost? one interval at a time
+            out[:, b : b + 1] = _by_interval(model.vector_field, x0[b : b + 1], t, rtol, atol)
+        return out
     except FAILURES as exc:
         if x0.ndim != 2:
             raise
