@@ -8,6 +8,7 @@ panels, off the data.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +64,10 @@ def error_vs_time(
                 t = _as_array(curves[model][0]["t"])
                 runs = [_as_array(c[key]) for c in curves[model] if len(c[key]) == len(t)]
                 stack = np.vstack(runs)
-                with np.errstate(all="ignore"):
+                with np.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)  # times every seed lost
                     mean = np.nanmean(stack, axis=0) if np.isfinite(stack).any() else stack[0]
-                lo, hi = np.nanmin(stack, axis=0), np.nanmax(stack, axis=0)
+                    lo, hi = np.nanmin(stack, axis=0), np.nanmax(stack, axis=0)
                 ax.plot(t, mean, **style.line_style(model))
                 if len(runs) > 1:
                     ax.fill_between(t, lo, hi, color=style.model_color(model), alpha=0.15, lw=0)
