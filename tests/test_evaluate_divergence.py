@@ -333,3 +333,17 @@ def test_losing_nothing_gives_the_plain_solve_bit_for_bit():
     plain = odeint(f, x0, t, method="dopri5", rtol=1e-9, atol=1e-9)
     solver = Dopri5(f, rtol=1e-9, atol=1e-9, lose_failing=True)
     assert torch.equal(solver.integrate(x0, t), plain) and solver.ran_out == []
+
+
+def test_a_trajectory_integrated_alone_is_lost_where_its_step_budget_ends(monkeypatch):
+    import hnnkit.evaluate.maps as maps
+
+    monkeypatch.setattr(maps, "ROLLOUT_MAX_STEPS", 300)
+    monkeypatch.setattr(maps, "ALONE_MAX_STEPS", 400)
+    x0 = torch.tensor([[0.5, 0.0], [1.5, 0.0]], dtype=torch.float64)
+    t = torch.linspace(0.0, 3.0, 31, dtype=torch.float64)
+    out = rollout_model(TwoSpeeds().double(), x0, t, rtol=1e-9, atol=1e-9)
+    assert torch.isfinite(out[:, 0]).all()  # the slow orbit: within the batch's budget
+    lost = ~torch.isfinite(out[:, 1]).all(-1)
+    assert not lost[:3].any() and lost[-1]  # the fast one: followed a while, then given up
+    assert lost[int(lost.float().argmax()) :].all()

@@ -730,6 +730,8 @@ class Dopri5(Solver):
     def __init__(self, f: ODEFunc, *, lose_failing: bool = False, **options: Any) -> None:
         super().__init__(f, **options)
         self.lose_failing = bool(lose_failing)
+        self.ran_out: list[int] = []  # by the last solve, with lose_failing
+        self.attempts = 0  # step attempts of the last solve
 
     _C: ClassVar[tuple[float, ...]] = (0.0, 1 / 5, 3 / 10, 4 / 5, 8 / 9, 1.0, 1.0)
     _A: ClassVar[tuple[tuple[float, ...], ...]] = (
@@ -975,6 +977,7 @@ class Dopri5(Solver):
             if lose and bool(status[1].any()):  # step size underflow: lost there
                 drop(status[1].nonzero().flatten())
 
+        self.attempts = n_attempts  # step attempts this solve took
         if bool(lost.any()):  # the lost trajectories' missing outputs are NaN
             flat = x0.new_full(((n_out - 1) * n_traj, d), math.nan)
             if positions:

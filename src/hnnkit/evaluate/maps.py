@@ -110,6 +110,8 @@ ROLLOUT_MAX_STEPS = 10_000
 #: or follows one output interval at a time (a blow-up reaches the step size underflow in
 #: about a thousand).
 RETRY_MAX_STEPS = 1_000
+#: Step attempts a trajectory integrated alone (one output interval at a time) may take in all.
+ALONE_MAX_STEPS = 20_000
 
 
 def _solve(
@@ -126,14 +128,22 @@ FAILURES = (RuntimeError, ValueError)
 
 def _by_interval(f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float) -> Tensor:
     """One trajectory ``x0`` ``(1, d)`` integrated one output interval at a time, NaN from the
-    first output time it does not reach."""
+    first output time it does not reach: within :data:`RETRY_MAX_STEPS` step attempts per
+    interval and :data:`ALONE_MAX_STEPS` in all (a trajectory that crawls through every
+    interval is lost where its budget ends, so that it costs minutes at most)."""
     out = torch.full((len(t), *x0.shape), math.nan, dtype=x0.dtype, device=x0.device)
     out[0] = x0
+    used = 0
     for i in range(len(t) - 1):
+        budget = min(RETRY_MAX_STEPS, ALONE_MAX_STEPS - used)
+        if budget < 1:
+            break
+        solver = Dopri5(f, rtol=rtol, atol=atol, max_steps=budget)
         try:
-            end = _solve(f, out[i], t[i : i + 2], rtol, atol)[-1]
+            end = solver.integrate(out[i], t[i : i + 2])[-1]
         except FAILURES:
             break
+        used += solver.attempts
         if not bool(torch.isfinite(end).all()):
             break
         out[i + 1] = end
@@ -259,6 +269,7 @@ def map_derivative(model: OneStepMap, x: Tensor) -> Tensor:
 
 
 __all__ = [
+    "ALONE_MAX_STEPS",
     "ORIGINAL_SKIP_REASON",
     "RETRY_MAX_STEPS",
     "ROLLOUT_MAX_STEPS",
