@@ -159,7 +159,6 @@ def test_a_diverging_batch_is_one_solve_without_searching(monkeypatch):
     def never(*args, **kwargs):
         raise AssertionError("the rollout fell back to re-solving the batch")
 
-    monkeypatch.setattr(maps, "_without_failing", never)
     monkeypatch.setattr(maps, "_split", never)
     x0 = torch.tensor(
         [[-0.5, 1.0], [0.5, 1.0], [-1.0, 0.3], [0.25, -0.2], [-2.0, 0.1]], dtype=torch.float64
@@ -247,7 +246,7 @@ def test_a_refused_state_that_names_its_trajectory_is_lost_in_the_same_solve(mon
     def never(*args, **kwargs):
         raise AssertionError("the rollout fell back to re-solving the batch")
 
-    monkeypatch.setattr(maps, "_without_failing", never)
+    monkeypatch.setattr(maps, "_split", never)
     x0 = torch.tensor([[-0.5, 1.0], [0.5, 1.0], [-1.0, 0.3], [-2.0, 0.1]], dtype=torch.float64)
     t = torch.linspace(0.0, 4.0, 41, dtype=torch.float64)
     out = rollout_model(RefusesNaming().double(), x0, t, rtol=1e-9, atol=1e-9)

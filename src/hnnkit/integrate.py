@@ -850,7 +850,7 @@ class Dopri5(Solver):
 
         lose = self.lose_failing and compact
         lost = torch.zeros(n_traj, dtype=torch.bool)  # by global id, with ``lose``
-        self.ran_out: list[int] = []
+        self.ran_out = []
 
         def drop(rows: Tensor) -> None:
             """Lose the working rows ``rows``: no more outputs, out of the batch."""

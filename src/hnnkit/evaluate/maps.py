@@ -106,18 +106,16 @@ def steps_on(model: OneStepMap, t: Tensor) -> int:
 #: built-in tasks take a few thousand at rtol 1e-9): a field that makes dopri5 crawl (an LNN
 #: near a singular mass matrix) costs minutes, not the hour of the solver's default 100 000.
 ROLLOUT_MAX_STEPS = 10_000
-#: Step attempts of one call while :func:`rollout_model` searches for a diverging trajectory
-#: or follows one output interval at a time (a blow-up reaches the step size underflow in
+#: Step attempts of one call while :func:`rollout_model` bisects for a diverging trajectory or
+#: follows one output interval at a time (a blow-up reaches the step size underflow in
 #: about a thousand).
 RETRY_MAX_STEPS = 1_000
 #: Step attempts a trajectory integrated alone (one output interval at a time) may take in all.
 ALONE_MAX_STEPS = 20_000
 
 
-def _solve(
-    f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float, steps: int = RETRY_MAX_STEPS
-) -> Tensor:
-    return odeint(f, x0, t, method="dopri5", rtol=rtol, atol=atol, max_steps=steps)
+def _solve(f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float) -> Tensor:
+    return odeint(f, x0, t, method="dopri5", rtol=rtol, atol=atol, max_steps=RETRY_MAX_STEPS)
 
 
 #: What a rollout treats as its solve failing at some trajectories: the solvers' errors
@@ -152,8 +150,7 @@ def _by_interval(f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float) -
 
 def _split(f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float, failed: bool) -> Tensor:
     """Bisect ``x0`` ``(B, d)`` until every part integrates (``failed``: this part is known to
-    fail); a lone failing trajectory goes through :func:`_by_interval`. For failures that do
-    not name their trajectory."""
+    fail); a lone failing trajectory goes through :func:`_by_interval`."""
     if not failed:
         try:
             return _solve(f, x0, t, rtol, atol)
@@ -168,58 +165,22 @@ def _split(f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float, failed:
     return torch.cat([first, second], dim=1)
 
 
-def _without_failing(
-    f: Callable, x0: Tensor, t: Tensor, rtol: float, atol: float, error: BaseException
-) -> Tensor:
-    """``x0`` ``(B, d)`` integrated in one batch without the trajectories the solver gives up
-    on: each failure that names its trajectories (:class:`~hnnkit.errors.SolverGaveUpError`,
-    :class:`~hnnkit.errors.NonFiniteStateError`) sets them aside, each to be integrated alone
-    (:func:`_by_interval`), and the rest are integrated again. A failure that names none (a
-    field refusing a state) is searched for by bisection (:func:`_split`). ``error`` is the
-    failure of the whole batch, already met."""
-    out = torch.full((len(t), *x0.shape), math.nan, dtype=x0.dtype, device=x0.device)
-    keep = list(range(x0.shape[0]))
-    alone: list[int] = []
-    while keep:
-        named = [getattr(error, "index", None), *getattr(error, "others", ())]
-        if not all(isinstance(i, tuple) and len(i) == 1 and 0 <= i[0] < len(keep) for i in named):
-            out[:, keep] = _split(f, x0[keep], t, rtol, atol, failed=True)
-            break
-        for i in sorted({i[0] for i in named}, reverse=True):
-            alone.append(keep.pop(i))
-        if not keep:
-            break
-        try:
-            out[:, keep] = _solve(f, x0[keep], t, rtol, atol, ROLLOUT_MAX_STEPS)
-            break
-        except FAILURES as exc:
-            error = exc
-    for b in alone:
-        out[:, b : b + 1] = _by_interval(f, x0[b : b + 1], t, rtol, atol)
-    return out
-
-
 @torch.no_grad()
 def rollout_model(model: Any, x0: Tensor, t: Tensor, *, rtol: float, atol: float) -> Tensor:
     """``model`` rolled out from ``x0`` ``(B, d)`` at times ``t``: a field integrated with
     dopri5 (``rtol``, ``atol``), a map iterated (``t`` evenly spaced by multiples of its step).
 
     A field whose flow blows up from some start states (an undertrained Lagrangian network
-    whose mass matrix turns singular, a diverging baseline) does not fail the rollout: the
-    batch is one dopri5 solve with ``lose_failing`` (:class:`~hnnkit.integrate.Dopri5`), which
-    drops a trajectory it cannot follow and makes it NaN from there on (one that only ran out
-    of step attempts is integrated again one output interval at a time, each with at most
-    :data:`RETRY_MAX_STEPS` attempts, as it may be slow rather than lost). Should the solve still
-    fail (a field that refuses a state without naming it), dopri5 gives up on the batch (step size underflow, a non-finite state, too many steps),
-    the trajectories it names are set aside and the others are integrated again until they pass
-    (each batch call with at most :data:`ROLLOUT_MAX_STEPS` step attempts; running out of them
-    names every unfinished trajectory) (a failure that names no
-    trajectory, such as a field refusing a state, is found by bisecting the batch); a trajectory
-    set aside is
-    integrated one output interval at a time and is NaN from the first output time it does not
-    reach. The others are integrated as usual (without a divergence the batch is integrated in
-    one call, as before). A field that fails at its very start states is an error, not a
-    divergence.
+    whose mass matrix turns singular, a diverging baseline) does not fail the rollout. The batch
+    is one dopri5 solve with ``lose_failing`` (:class:`~hnnkit.integrate.Dopri5`, at most
+    :data:`ROLLOUT_MAX_STEPS` step attempts), which drops a trajectory it cannot follow and
+    makes it NaN from there on; one that only ran out of step attempts may be slow rather than
+    lost, so it is integrated again one output interval at a time (:data:`RETRY_MAX_STEPS`
+    attempts per interval, :data:`ALONE_MAX_STEPS` in all) and is NaN from the first output
+    time it does not reach. Should the solve still fail (a field that refuses a state without
+    naming it), the failing trajectories are found by bisecting the batch. A field that fails
+    at its very start states, and inputs :func:`~hnnkit.integrate.odeint` refuses, are errors,
+    not divergences.
 
     Returns:
         ``(T, B, d)``; NaN rows from the time a trajectory diverged on.
@@ -248,7 +209,7 @@ def rollout_model(model: Any, x0: Tensor, t: Tensor, *, rtol: float, atol: float
             still = lambda _t, x: torch.zeros_like(x)  # noqa: E731
             odeint(still, x0, t, method="dopri5", rtol=rtol, atol=atol)  # raises for bad inputs
         model.vector_field(t[:1].expand(x0.shape[0], 1), x0)  # raises for a broken field
-        return _without_failing(model.vector_field, x0, t, rtol, atol, exc)
+        return _split(model.vector_field, x0, t, rtol, atol, failed=True)
 
 
 def map_step_function(model: OneStepMap) -> Callable[[Tensor], Tensor]:

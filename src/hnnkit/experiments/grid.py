@@ -42,6 +42,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,7 @@ class Cell:
             "n_trajectories": self.n_trajectories,
         }
 
-    @property
+    @cached_property
     def cost(self) -> float:
         """A rough relative cost of the cell's training, to start the costliest cells first:
         the model's registered cost per step and state × steps × states per step (the batch
